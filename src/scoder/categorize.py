@@ -1,0 +1,101 @@
+"""Task categories by embedding (SCoder 3.2 and appendix B) and diversified seed sampling.
+
+Each snippet goes to the category whose description is most similar (cosine) to it; then up
+to `per_category` snippets are drawn per category in a seeded random order. When the LM
+quality classifier is enabled here, candidates are classified lazily in that order until a
+category's quota is filled, so only the sampled snippets (and the rejected ones met on the
+way) pay for the model.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import numpy as np
+
+# Magicoder's ten task categories, used verbatim by SCoder (appendix B).
+TASK_CATEGORIES = [
+    "Algorithmic and Data Structure Problems",
+    "Mathematical and Computational Problems",
+    "Database and SQL Problems",
+    "System Design and Architecture Problems",
+    "Security and Cryptography Problems",
+    "Performance Optimization Problems",
+    "Web Problems",
+    "Domain Specific Problems",
+    "User Interface and Application Design Problems",
+    "Data Science and Machine Learning Problems",
+]
+
+
+@dataclass
+class CategoryQualityConfig:
+    method: str = "none"  # none | lm
+    model: str = "smollm2"
+    threshold: float = 0.5
+    batch_size: int = 8
+    max_code_chars: int = 2000
+
+
+@dataclass
+class CategorizeConfig:
+    model: str = "minilm"
+    categories: list[str] = field(default_factory=lambda: list(TASK_CATEGORIES))
+    snippet_prompt: str = ""  # INSTRUCTOR: e.g. "Represent the Python code for classification: "
+    category_prompt: str = ""
+    pool_without_prompt: bool = False  # True for INSTRUCTOR checkpoints
+    max_chars: int = 2000  # the embedding model truncates anyway; this bounds tokenisation
+    per_category: int = 5
+    batch_size: int = 64
+    quality: CategoryQualityConfig = field(default_factory=CategoryQualityConfig)
+
+
+def assign_categories(snippet_vectors: np.ndarray, category_vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(argmax category index, its cosine) for L2-normalised inputs."""
+    similarity = snippet_vectors @ category_vectors.T
+    best = similarity.argmax(axis=1)
+    return best, similarity[np.arange(len(best)), best]
+
+
+def sample_per_category(
+    labels: Sequence[str],
+    categories: Sequence[str],
+    per_category: int,
+    seed: int,
+    accept: Callable[[list[int]], list[bool]] | None = None,
+    batch_size: int = 8,
+) -> tuple[list[int], dict[str, dict[str, int]]]:
+    """Indices of up to `per_category` items per category, in a seeded order.
+
+    `accept(indices) -> flags` is an optional lazy filter (the LM classifier) applied in
+    batches to candidates in sampling order. Returns (sorted chosen indices, per-category
+    stats: available, evaluated, rejected, chosen)."""
+    chosen: list[int] = []
+    stats: dict[str, dict[str, int]] = {}
+    for category in categories:
+        members = [i for i, label in enumerate(labels) if label == category]
+        # one RNG per category, seeded from (seed, category), so quotas are independent
+        random.Random(f"{seed}:{category}").shuffle(members)
+        picked: list[int] = []
+        evaluated = rejected = 0
+        position = 0
+        while len(picked) < per_category and position < len(members):
+            if accept is None:
+                take = members[position : position + per_category - len(picked)]
+                picked.extend(take)
+                position += len(take)
+                continue
+            batch = members[position : position + batch_size]
+            position += len(batch)
+            flags = accept(batch)
+            evaluated += len(batch)
+            for index, ok in zip(batch, flags):
+                if not ok:
+                    rejected += 1
+                elif len(picked) < per_category:
+                    picked.append(index)
+        stats[category] = {"available": len(members), "evaluated": evaluated, "rejected": rejected, "chosen": len(picked)}
+        chosen.extend(picked)
+    return sorted(chosen), stats

@@ -1,0 +1,142 @@
+"""MLflow tracking for stage executions.
+
+One MLflow run per stage execution, carrying the stage's params section, its metrics, small
+artifacts, the git commit and the stage name. Runs of one pipeline share the tag
+`scoder.pipeline_id` (git commit + hash of params.yaml, or $SCODER_PIPELINE_ID), so the runs
+that `dvc repro` makes for one configuration can be listed together.
+
+The default store is a sqlite file at the repository root (`mlruns.db`, git-ignored);
+`MLFLOW_TRACKING_URI` overrides it (e.g. an `mlflow server`). Secrets are never logged:
+params whose key looks like a credential are redacted, and so is any value equal to the
+value of a secret-looking environment variable.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import os
+import re
+import subprocess
+from pathlib import Path
+from typing import Any, Iterator
+
+log = logging.getLogger(__name__)
+
+SECRET_KEY = re.compile(r"(api[_-]?key|token|secret|password|passwd|credential|auth)", re.I)
+REDACTED = "***redacted***"
+DEFAULT_EXPERIMENT = "scoder"
+
+
+def repo_root() -> Path:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "--show-toplevel"], capture_output=True, text=True, check=True
+        )
+        return Path(out.stdout.strip())
+    except (subprocess.CalledProcessError, FileNotFoundError):
+        return Path.cwd()
+
+
+def git_commit() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True)
+        return out.stdout.strip()
+    except (subprocess.CalledProcessError, FileNotFoundError):
+        return "unknown"
+
+
+def _file_hash(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:16] if path.exists() else "none"
+
+
+def tracking_uri() -> str:
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{repo_root() / 'mlruns.db'}"
+
+
+def _secret_values() -> set[str]:
+    return {v for k, v in os.environ.items() if SECRET_KEY.search(k) and len(v) >= 8}
+
+
+def flatten(obj: Any, prefix: str = "") -> dict[str, Any]:
+    """Flatten nested mappings to dotted keys (lists stay values)."""
+    flat: dict[str, Any] = {}
+    if isinstance(obj, dict):
+        for key, value in obj.items():
+            flat.update(flatten(value, f"{prefix}.{key}" if prefix else str(key)))
+    else:
+        flat[prefix] = obj
+    return flat
+
+
+def redact(params: dict[str, Any]) -> dict[str, Any]:
+    """Drop credential values: by key name (except `*_env`, which names a variable) and by value."""
+    secrets = _secret_values()
+    clean = {}
+    for key, value in params.items():
+        leaf = key.rsplit(".", 1)[-1]
+        secret_by_name = SECRET_KEY.search(leaf) and not leaf.endswith("_env")
+        secret_by_value = isinstance(value, str) and any(s in value for s in secrets)
+        clean[key] = REDACTED if (secret_by_name or secret_by_value) else value
+    return clean
+
+
+class StageRun:
+    """Handle given to a stage inside `stage_run`; wraps the active MLflow run."""
+
+    def __init__(self, mlflow_module: Any, run: Any):
+        self._mlflow = mlflow_module
+        self.run = run
+        self.run_id = run.info.run_id
+
+    def log_metrics(self, metrics: dict[str, Any]) -> None:
+        numeric = {
+            k: float(v)
+            for k, v in flatten(metrics).items()
+            if isinstance(v, (int, float)) and not isinstance(v, bool)
+        }
+        if numeric:
+            self._mlflow.log_metrics(numeric)
+
+    def log_artifact(self, path: str | os.PathLike) -> None:
+        path = Path(path)
+        if path.exists() and path.stat().st_size <= 5_000_000:
+            self._mlflow.log_artifact(str(path))
+
+    def set_tags(self, tags: dict[str, Any]) -> None:
+        self._mlflow.set_tags(redact({k: str(v) for k, v in tags.items()}))
+
+
+@contextlib.contextmanager
+def stage_run(stage: str, params: dict[str, Any], params_file: str | Path = "params.yaml") -> Iterator[StageRun]:
+    """Open an MLflow run for one execution of `stage`, logging its params section."""
+    import mlflow  # imported here: it takes seconds and pure library code should not pay it
+
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    root = repo_root()
+    mlflow.set_tracking_uri(tracking_uri())
+    experiment_name = os.environ.get("SCODER_EXPERIMENT", DEFAULT_EXPERIMENT)
+    if mlflow.get_experiment_by_name(experiment_name) is None:
+        artifact_root = None
+        if tracking_uri().startswith("sqlite:"):
+            artifact_root = (root / "mlartifacts").as_uri()
+        mlflow.create_experiment(experiment_name, artifact_location=artifact_root)
+    mlflow.set_experiment(experiment_name)
+
+    commit = git_commit()
+    params_hash = _file_hash(Path(params_file))
+    pipeline_id = os.environ.get("SCODER_PIPELINE_ID") or f"{commit[:12]}-{params_hash}"
+    tags = {
+        "scoder.stage": stage,
+        "scoder.pipeline_id": pipeline_id,
+        "scoder.params_hash": params_hash,
+        "scoder.dvc_lock_hash": _file_hash(root / "dvc.lock"),
+        "mlflow.source.git.commit": commit,
+    }
+    with mlflow.start_run(run_name=stage, tags=tags) as run:
+        flat = redact(flatten(params))
+        # MLflow caps a param value at 6000 characters; long lists are summarised.
+        mlflow.log_params({k: (str(v)[:5900]) for k, v in flat.items()})
+        log.info("MLflow run %s for stage '%s' at %s", run.info.run_id, stage, tracking_uri())
+        yield StageRun(mlflow, run)

@@ -1,0 +1,31 @@
+import pytest
+import yaml
+
+from scoder.categorize import CategorizeConfig
+from scoder.params import from_dict, load_params
+from scoder.pool.config import PoolConfig
+
+
+def test_default_params_file_parses(repo_root):
+    params = load_params(repo_root / "params.yaml")
+    pool = from_dict(PoolConfig, params["pool"], "pool")
+    assert pool.dedup.threshold == 0.5
+    categorize = from_dict(CategorizeConfig, params["categorize"], "categorize")
+    assert len(categorize.categories) == 10
+
+
+def test_unknown_key_is_an_error():
+    with pytest.raises(ValueError, match=r"pool.dedup.*treshold"):
+        from_dict(PoolConfig, {"dedup": {"treshold": 0.7}}, "pool")
+
+
+def test_missing_params_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nope.yaml"):
+        load_params(tmp_path / "nope.yaml")
+
+
+def test_params_yaml_holds_no_secret_values(repo_root):
+    text = (repo_root / "params.yaml").read_text()
+    data = yaml.safe_load(text)
+    assert "sk-" not in text
+    assert data["seed"] == int(data["seed"])
