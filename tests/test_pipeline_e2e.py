@@ -1,0 +1,93 @@
+"""End-to-end: the real `dvc repro` / `dvc exp run` / `dvc metrics diff` on a tiny profile,
+in a fresh git clone of this repository's tracked files, with the default MLflow store."""
+
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+pytestmark = pytest.mark.slow
+
+BIN = Path(sys.executable).parent
+
+
+def run(cmd, cwd, **kwargs):
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    env["PATH"] = f"{BIN}{os.pathsep}{env['PATH']}"
+    env["HF_HUB_OFFLINE"] = "1"
+    result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, **kwargs)
+    assert result.returncode == 0, f"{cmd} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    return result.stdout + result.stderr
+
+
+@pytest.fixture(scope="module")
+def project(repo_root, tmp_path_factory):
+    """A fresh repository holding the tracked files, with the tiny test profile."""
+    dest = tmp_path_factory.mktemp("e2e") / "project"
+    files = subprocess.run(["git", "ls-files"], cwd=repo_root, capture_output=True, text=True, check=True).stdout.split()
+    for rel in files:
+        if rel.startswith(("metrics/", "data/")) or rel == "dvc.lock":
+            continue  # start from nothing, as a new profile would
+        target = dest / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(repo_root / rel, target)
+    params = yaml.safe_load((dest / "params.yaml").read_text())
+    params["pool"]["max_files"] = 60
+    params["categorize"]["per_category"] = 1
+    params["categorize"]["quality"]["batch_size"] = 1
+    (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    for cmd in (["git", "init", "-q"], ["git", "add", "-A"]):
+        run(cmd, dest)
+    run(["git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "init"], dest)
+    return dest
+
+
+def metrics(project, name):
+    return json.loads((project / "metrics" / f"{name}.json").read_text())
+
+
+def test_repro_noop_experiment_metrics_diff_and_mlflow(project):
+    out = run(["dvc", "repro"], project)
+    assert "Running stage 'pool'" in out and "Running stage 'categorize'" in out
+    pool = metrics(project, "pool")
+    categorize = metrics(project, "categorize")
+    assert pool["snippets"] > 100 and pool["after_near_dedup"] < pool["after_filter"]
+    assert categorize["snippets"] == pool["snippets"] and 0 < categorize["seeds"] <= 10
+    assert categorize["quality_evaluated"] >= categorize["seeds"]
+    seeds = [json.loads(line) for line in (project / "data/categorize/seeds.jsonl").read_text().splitlines()]
+    assert all(s["category"] and s["meta"]["quality"] >= 0.6 for s in seeds)
+
+    # a second repro is a no-op, in seconds
+    start = time.perf_counter()
+    out = run(["dvc", "repro"], project)
+    assert "didn't change" in out and "Running stage" not in out
+    assert time.perf_counter() - start < 30
+
+    run(["git", "add", "-A"], project)
+    run(["git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "baseline"], project)
+
+    # an experiment with a looser dedup threshold keeps more snippets, and metrics diff shows it
+    run(["dvc", "exp", "run", "-S", "pool.dedup.threshold=0.7"], project)
+    assert metrics(project, "pool")["after_near_dedup"] > pool["after_near_dedup"]
+    diff = json.loads(run(["dvc", "metrics", "diff", "--json"], project))
+    change = diff["metrics/pool.json"]["after_near_dedup"]
+    assert change["old"] == pool["after_near_dedup"] and change["new"] > change["old"]
+
+    # MLflow (default sqlite store at the repo root): one run per stage execution
+    with sqlite3.connect(project / "mlruns.db") as db:
+        rows = db.execute(
+            "SELECT r.name, r.status, t.value FROM runs r JOIN tags t ON t.run_uuid = r.run_uuid "
+            "WHERE t.key = 'scoder.stage'"
+        ).fetchall()
+        params = dict(db.execute("SELECT key, value FROM params WHERE key = 'pool.dedup.threshold'").fetchall())
+    stages = sorted(stage for _, _, stage in rows)
+    assert stages == ["categorize", "categorize", "pool", "pool"]
+    assert all(status == "FINISHED" for _, status, _ in rows)
+    assert params  # the stage's params section was logged
