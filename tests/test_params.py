@@ -29,3 +29,12 @@ def test_params_yaml_holds_no_secret_values(repo_root):
     data = yaml.safe_load(text)
     assert "sk-" not in text
     assert data["seed"] == int(data["seed"])
+
+
+def test_distill_params_parse_into_typed_config(repo_root):
+    from scoder.distill import DistillConfig
+
+    params = load_params(repo_root / "params.yaml")
+    config = from_dict(DistillConfig, params["distill"], "distill")
+    assert config.teacher.backend == "transformers" and config.sampling.max_tokens > 0
+    assert config.teacher.api_key_env == "OPENAI_API_KEY"  # a variable name, never a key

@@ -42,6 +42,7 @@ def project(repo_root, tmp_path_factory):
     params["pool"]["max_files"] = 60
     params["categorize"]["per_category"] = 1
     params["categorize"]["quality"]["batch_size"] = 1
+    params["distill"]["sampling"]["max_tokens"] = 48  # answers get truncated: parse failures are counted
     (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     for cmd in (["git", "init", "-q"], ["git", "add", "-A"]):
         run(cmd, dest)
@@ -54,7 +55,7 @@ def metrics(project, name):
 
 
 def test_repro_noop_experiment_metrics_diff_and_mlflow(project):
-    out = run(["dvc", "repro"], project)
+    out = run(["dvc", "repro", "categorize"], project)
     assert "Running stage 'pool'" in out and "Running stage 'categorize'" in out
     pool = metrics(project, "pool")
     categorize = metrics(project, "categorize")
@@ -66,7 +67,7 @@ def test_repro_noop_experiment_metrics_diff_and_mlflow(project):
 
     # a second repro is a no-op, in seconds
     start = time.perf_counter()
-    out = run(["dvc", "repro"], project)
+    out = run(["dvc", "repro", "categorize"], project)
     assert "didn't change" in out and "Running stage" not in out
     assert time.perf_counter() - start < 30
 
@@ -74,7 +75,7 @@ def test_repro_noop_experiment_metrics_diff_and_mlflow(project):
     run(["git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "baseline"], project)
 
     # an experiment with a looser dedup threshold keeps more snippets, and metrics diff shows it
-    run(["dvc", "exp", "run", "-S", "pool.dedup.threshold=0.7"], project)
+    run(["dvc", "exp", "run", "-S", "pool.dedup.threshold=0.7", "categorize"], project)
     assert metrics(project, "pool")["after_near_dedup"] > pool["after_near_dedup"]
     diff = json.loads(run(["dvc", "metrics", "diff", "--json"], project))
     change = diff["metrics/pool.json"]["after_near_dedup"]
@@ -91,3 +92,18 @@ def test_repro_noop_experiment_metrics_diff_and_mlflow(project):
     assert stages == ["categorize", "categorize", "pool", "pool"]
     assert all(status == "FINISHED" for _, status, _ in rows)
     assert params  # the stage's params section was logged
+
+
+def test_distill_and_cost_ledger_offline(project):
+    out = run(["dvc", "repro"], project)
+    assert "Running stage 'distill'" in out and "Running stage 'cost'" in out
+    distill = metrics(project, "distill")
+    seeds = (project / "data/categorize/seeds.jsonl").read_text().splitlines()
+    assert distill["samples"] == len(seeds) > 0
+    assert 0.0 <= distill["parse_rate"] <= 1.0
+    assert sum(distill["reasons"].values()) == distill["samples"]  # every sample has a verdict
+    samples = [json.loads(line) for line in (project / "data/distill/samples.jsonl").read_text().splitlines()]
+    assert all(s["parse_ok"] or s["reason"] for s in samples)
+    cost = metrics(project, "cost")
+    assert cost["by_role"]["teacher"]["tokens_out"] == distill["tokens_out"] > 0
+    assert "Running stage" not in run(["dvc", "repro"], project)

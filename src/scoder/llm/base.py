@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Protocol, Sequence
+from typing import TYPE_CHECKING, Protocol, Sequence
+
+if TYPE_CHECKING:
+    from ..cache import ResponseCache
 
 Messages = list[dict[str, str]]  # chat messages: [{"role": ..., "content": ...}]
 
@@ -25,16 +28,32 @@ class Completion:
     prompt_tokens: int
     completion_tokens: list[int]
     finish_reasons: list[str] = field(default_factory=list)  # "stop" | "length"
+    cached: bool = False  # served from the response cache (nothing was paid or computed)
 
 
 @dataclass
 class LLMConfig:
-    backend: str = "transformers"  # transformers | (later) vllm | openai
-    model: str = "smollm2"
-    adapter: str | None = None  # PEFT adapter folder
-    batch_size: int = 8
+    """Every model setting in one place (one params block per model role)."""
+
+    backend: str = "transformers"  # transformers | vllm | openai
+    model: str = "smollm2"  # alias, local folder/.gguf, or hub name; for openai the served model name
+    adapter: str | None = None  # PEFT/LoRA adapter folder (transformers, vllm)
+    batch_size: int = 8  # prompts per forward batch (transformers)
     threads: int = 0  # torch threads; 0 keeps torch's default
     max_input_tokens: int = 2048
+    use_cache: bool = True  # persistent response cache (see scoder.cache)
+    # openai-compatible endpoints (OpenAI itself, `vllm serve`, ...)
+    endpoint: str = "https://api.openai.com/v1"
+    api_key_env: str = "OPENAI_API_KEY"  # the variable's NAME; the key itself never enters params
+    max_concurrency: int = 8
+    timeout_s: float = 120.0
+    max_retries: int = 6
+    backoff_base_s: float = 1.0
+    backoff_max_s: float = 60.0
+    # vllm
+    tensor_parallel_size: int = 1
+    gpu_memory_utilization: float = 0.9
+    max_lora_rank: int = 64
 
 
 class LLM(Protocol):
@@ -63,9 +82,24 @@ def option_probabilities(
     return results
 
 
-def load_llm(config: LLMConfig) -> LLM:
+def load_llm(config: LLMConfig, cache: "ResponseCache | None" = None) -> LLM:
+    """Build the backend named in `config`; `cache` defaults to the project response cache."""
+    from ..cache import ResponseCache
+
+    if config.use_cache and cache is None:
+        cache = ResponseCache()
+    if not config.use_cache:
+        cache = None
     if config.backend == "transformers":
         from .transformers_backend import TransformersLLM
 
-        return TransformersLLM(config)
-    raise ValueError(f"unknown LLM backend '{config.backend}' (available: transformers)")
+        return TransformersLLM(config, cache)
+    if config.backend == "openai":
+        from .openai_backend import OpenAICompatibleLLM
+
+        return OpenAICompatibleLLM(config, cache)
+    if config.backend == "vllm":
+        from .vllm_backend import VLLMBackend
+
+        return VLLMBackend(config, cache)
+    raise ValueError(f"unknown LLM backend '{config.backend}' (available: transformers, openai, vllm)")

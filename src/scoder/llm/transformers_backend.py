@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import logging
+from pathlib import Path
 from typing import Sequence
 
 import torch
 
+from ..cache import ResponseCache, cache_key
 from ..models import resolve
 from .base import Completion, LLMConfig, Messages, SamplingParams
 
@@ -14,10 +18,11 @@ log = logging.getLogger(__name__)
 
 
 class TransformersLLM:
-    def __init__(self, config: LLMConfig):
+    def __init__(self, config: LLMConfig, cache: ResponseCache | None = None):
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         self.config = config
+        self.cache = cache
         if config.threads:
             torch.set_num_threads(config.threads)
         resolved = resolve(config.model)
@@ -33,6 +38,15 @@ class TransformersLLM:
 
             model = PeftModel.from_pretrained(model, config.adapter)
         self.model = model.eval()
+        # what determines outputs besides the prompt: the weights (and adapter weights, which
+        # change between bootstrap rounds under the same folder name)
+        self.identity = {
+            "backend": "transformers",
+            "model": resolved.path,
+            "gguf_file": resolved.gguf_file,
+            "adapter_sha256": _folder_hash(config.adapter) if config.adapter else None,
+            "max_input_tokens": config.max_input_tokens,
+        }
 
     def _encode(self, prompts: Sequence[Messages]) -> dict[str, torch.Tensor]:
         texts = [
@@ -69,41 +83,64 @@ class TransformersLLM:
     def generate(self, prompts: Sequence[Messages], params: SamplingParams) -> list[Completion]:
         results: list[Completion] = []
         size = max(1, self.config.batch_size)
-        eos = self.tokenizer.eos_token_id
         for start in range(0, len(prompts), size):
-            batch = self._encode(prompts[start : start + size])
-            torch.manual_seed(params.seed + start)
-            sampling = params.temperature > 0
-            output = self.model.generate(
-                **batch,
-                max_new_tokens=params.max_tokens,
-                do_sample=sampling,
-                temperature=params.temperature if sampling else None,
-                top_p=params.top_p if sampling else None,
-                top_k=None,
-                num_return_sequences=params.n,
-                pad_token_id=self.tokenizer.pad_token_id,
-                stop_strings=params.stop or None,
-                tokenizer=self.tokenizer if params.stop else None,
-            )
-            prompt_len = batch["input_ids"].shape[1]
-            new_tokens = output[:, prompt_len:]
-            for i in range(batch["input_ids"].shape[0]):
-                texts, counts, reasons = [], [], []
-                for j in range(params.n):
-                    row = new_tokens[i * params.n + j]
-                    ended = (row == eos).nonzero()
-                    # everything after the first end-of-sequence token is padding
-                    length = int(ended[0]) + 1 if len(ended) else int(row.shape[0])
-                    texts.append(self.tokenizer.decode(row[:length], skip_special_tokens=True))
-                    counts.append(length)
-                    reasons.append("stop" if len(ended) else "length")
-                results.append(
-                    Completion(
-                        texts=texts,
-                        prompt_tokens=int(batch["attention_mask"][i].sum()),
-                        completion_tokens=counts,
-                        finish_reasons=reasons,
-                    )
-                )
+            chunk = list(prompts[start : start + size])
+            # batches have fixed boundaries and seeds, so a resumed run regenerates a missing
+            # batch exactly as an uninterrupted run would have
+            key = cache_key(self.identity, chunk, dataclasses.asdict(params), start)
+            if self.cache is not None and (hit := self.cache.get(key)) is not None:
+                results.extend(Completion(**{**c, "cached": True}) for c in hit)
+                continue
+            batch_results = self._generate_batch(chunk, params, seed=params.seed + start)
+            if self.cache is not None:
+                self.cache.put(key, [dataclasses.asdict(c) for c in batch_results])
+            results.extend(batch_results)
         return results
+
+    def _generate_batch(self, chunk: list[Messages], params: SamplingParams, seed: int) -> list[Completion]:
+        eos = self.tokenizer.eos_token_id
+        batch = self._encode(chunk)
+        torch.manual_seed(seed)
+        sampling = params.temperature > 0
+        output = self.model.generate(
+            **batch,
+            max_new_tokens=params.max_tokens,
+            do_sample=sampling,
+            temperature=params.temperature if sampling else None,
+            top_p=params.top_p if sampling else None,
+            top_k=None,
+            num_return_sequences=params.n,
+            pad_token_id=self.tokenizer.pad_token_id,
+            stop_strings=params.stop or None,
+            tokenizer=self.tokenizer if params.stop else None,
+        )
+        new_tokens = output[:, batch["input_ids"].shape[1] :]
+        results: list[Completion] = []
+        for i in range(len(chunk)):
+            texts, counts, reasons = [], [], []
+            for j in range(params.n):
+                row = new_tokens[i * params.n + j]
+                ended = (row == eos).nonzero()
+                # everything after the first end-of-sequence token is padding
+                length = int(ended[0]) + 1 if len(ended) else int(row.shape[0])
+                texts.append(self.tokenizer.decode(row[:length], skip_special_tokens=True))
+                counts.append(length)
+                reasons.append("stop" if len(ended) else "length")
+            results.append(
+                Completion(
+                    texts=texts,
+                    prompt_tokens=int(batch["attention_mask"][i].sum()),
+                    completion_tokens=counts,
+                    finish_reasons=reasons,
+                )
+            )
+        return results
+
+
+def _folder_hash(folder: str) -> str:
+    digest = hashlib.sha256()
+    for path in sorted(Path(folder).rglob("*")):
+        if path.is_file():
+            digest.update(path.relative_to(folder).as_posix().encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()

@@ -1,0 +1,112 @@
+"""Answer the synthesis prompt for seed snippets with a model (the teacher for D_p).
+
+The same code serves any model role that turns snippets into (problem, solution) samples;
+the `distill` stage uses it with the teacher. Resumability comes from the response cache
+under the backend: a rerun after a crash gets every finished chunk back from the cache.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Sequence
+
+from tqdm import tqdm
+
+from .io import content_id
+from .llm.base import LLM, LLMConfig, SamplingParams
+from .prompts import synthesis_prompt
+from .synthesis import parse_synthesis
+
+
+@dataclass
+class DistillConfig:
+    teacher: LLMConfig = field(default_factory=LLMConfig)
+    sampling: SamplingParams = field(default_factory=lambda: SamplingParams(max_tokens=512))
+    price_in_per_1m: float = 0.0  # USD per 1M prompt tokens (for the cost ledger)
+    price_out_per_1m: float = 0.0  # USD per 1M completion tokens
+    chunk_size: int = 8  # prompts per call to the backend (fixed boundaries keep resumes exact)
+    include_imports: bool = True  # show the snippet's imports above its code
+
+
+def snippet_text(snippet: dict, include_imports: bool) -> str:
+    imports = snippet.get("imports") or ""
+    return f"{imports}\n\n\n{snippet['code']}" if include_imports and imports else snippet["code"]
+
+
+def cost_usd(tokens_in: int, tokens_out: int, price_in_per_1m: float, price_out_per_1m: float) -> float:
+    return tokens_in / 1e6 * price_in_per_1m + tokens_out / 1e6 * price_out_per_1m
+
+
+def synthesize_samples(
+    llm: LLM, snippets: Sequence[dict], config: DistillConfig, model_name: str, desc: str = "distill"
+) -> tuple[list[dict], dict]:
+    """One record per (snippet, sample) with the parsed problem/solution, and metrics."""
+    start = time.perf_counter()
+    prompts = [[{"role": "user", "content": synthesis_prompt(snippet_text(s, config.include_imports))}] for s in snippets]
+    records: list[dict] = []
+    reasons: Counter = Counter()
+    notes: Counter = Counter()
+    tokens_in = tokens_out = paid_in = paid_out = cached = 0
+    size = max(1, config.chunk_size)
+    with tqdm(total=len(prompts), desc=desc, unit="prompt") as progress:
+        for chunk_start in range(0, len(prompts), size):
+            chunk = prompts[chunk_start : chunk_start + size]
+            params = SamplingParams(**{**config.sampling.__dict__, "seed": config.sampling.seed + chunk_start})
+            completions = llm.generate(chunk, params)
+            for offset, completion in enumerate(completions):
+                snippet = snippets[chunk_start + offset]
+                for sample_idx, text in enumerate(completion.texts):
+                    finish = completion.finish_reasons[sample_idx] if completion.finish_reasons else "stop"
+                    parsed = parse_synthesis(text, finish)
+                    out_tokens = completion.completion_tokens[sample_idx]
+                    in_tokens = completion.prompt_tokens if sample_idx == 0 else 0
+                    tokens_in += in_tokens
+                    tokens_out += out_tokens
+                    if completion.cached:
+                        cached += 1
+                    else:
+                        paid_in += in_tokens
+                        paid_out += out_tokens
+                    reasons[parsed.reason or "ok"] += 1
+                    notes.update(parsed.notes)
+                    records.append(
+                        {
+                            "id": content_id(snippet["id"], model_name, str(sample_idx)),
+                            "snippet_id": snippet["id"],
+                            "category": snippet.get("category"),
+                            "sample_idx": sample_idx,
+                            "model": model_name,
+                            "problem": parsed.problem,
+                            "solution": parsed.solution,
+                            "code": parsed.code,
+                            "raw": text,
+                            "parse_ok": parsed.parse_ok,
+                            "reason": parsed.reason,
+                            "notes": parsed.notes,
+                            "code_compiles": parsed.code_compiles,
+                            "finish_reason": finish,
+                            "tokens": {"prompt": in_tokens, "completion": out_tokens},
+                        }
+                    )
+            progress.update(len(chunk))
+    seconds = time.perf_counter() - start
+    n = len(records)
+    ok = sum(r["parse_ok"] for r in records)
+    metrics = {
+        "samples": n,
+        "parse_ok": ok,
+        "parse_rate": round(ok / n, 6) if n else 0.0,
+        "reasons": dict(sorted(reasons.items())),
+        "notes": dict(sorted(notes.items())),
+        "code_compiles": sum(bool(r["code_compiles"]) for r in records),
+        "tokens_in": tokens_in,
+        "tokens_out": tokens_out,
+        "cost_usd": round(cost_usd(tokens_in, tokens_out, config.price_in_per_1m, config.price_out_per_1m), 6),
+        "cost_usd_paid_this_run": round(cost_usd(paid_in, paid_out, config.price_in_per_1m, config.price_out_per_1m), 6),
+        "cached_samples": cached,
+        "seconds": round(seconds, 3),
+        "generated_tokens_per_second": round(paid_out / seconds, 2) if seconds and paid_out else 0.0,
+    }
+    return records, metrics

@@ -1,0 +1,126 @@
+"""Hostile snippets through the sandbox: none succeeds, every run finishes."""
+
+import os
+import socket
+import threading
+import time
+
+import pytest
+
+from scoder.sandbox import SandboxConfig, network_namespace_available, run_untrusted
+
+FAST = SandboxConfig(timeout_s=3.0, memory_mb=256, cpu_s=5)
+
+
+def test_ordinary_code_runs():
+    result = run_untrusted("import math, json\nprint(json.dumps(math.factorial(5)))\n", FAST)
+    assert result.exec_ok and result.stdout.strip() == "120"
+
+
+def test_syntax_error_is_recorded():
+    result = run_untrusted("def broken(:\n", FAST)
+    assert not result.exec_ok and "SyntaxError" in result.stderr
+
+
+def test_infinite_loop_is_killed():
+    start = time.time()
+    result = run_untrusted("while True:\n    pass\n", FAST)
+    assert result.timed_out and not result.exec_ok and time.time() - start < 10
+
+
+def test_ignoring_signals_does_not_help():
+    code = "import signal\nfor s in (signal.SIGTERM, signal.SIGINT, signal.SIGALRM):\n    signal.signal(s, signal.SIG_IGN)\nwhile True:\n    pass\n"
+    result = run_untrusted(code, FAST)
+    assert result.timed_out and not result.exec_ok
+
+
+def test_fork_bomb_is_refused():
+    result = run_untrusted("import os\nwhile True:\n    os.fork()\n", FAST)
+    assert not result.exec_ok and "os.fork is not allowed" in result.stderr
+
+
+def test_subprocess_and_os_system_are_refused(tmp_path):
+    marker = tmp_path / "pwned"
+    for code in (f"import os\nos.system('touch {marker}')\n", f"import subprocess\nsubprocess.run(['touch', '{marker}'])\n"):
+        result = run_untrusted(code, FAST)
+        assert not result.exec_ok and "not allowed" in result.stderr
+    assert not marker.exists()
+
+
+def test_memory_bomb_is_contained():
+    result = run_untrusted("blocks = []\nwhile True:\n    blocks.append(bytearray(50 * 1024 * 1024))\n", FAST)
+    assert not result.exec_ok and "MemoryError" in result.stderr
+
+
+def test_network_access_is_refused():
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    listener.settimeout(4)
+    port = listener.getsockname()[1]
+    got = []
+
+    def accept():
+        try:
+            got.append(listener.accept())
+        except OSError:
+            pass
+
+    thread = threading.Thread(target=accept)
+    thread.start()
+    code = f"import socket\ns = socket.create_connection(('127.0.0.1', {port}), timeout=2)\ns.sendall(b'leak')\n"
+    result = run_untrusted(code, FAST)
+    thread.join()
+    listener.close()
+    assert not result.exec_ok and got == []
+
+
+def test_file_deletion_and_writes_outside_the_workdir_are_refused(tmp_path):
+    victim = tmp_path / "keep.txt"
+    victim.write_text("precious")
+    attacks = [
+        f"import os\nos.remove({str(victim)!r})\n",
+        f"import shutil\nshutil.rmtree({str(tmp_path)!r})\n",
+        f"open({str(victim)!r}, 'w').write('overwritten')\n",
+        f"import os\nos.rename({str(victim)!r}, {str(victim)!r} + '.moved')\n",
+        f"import pathlib\npathlib.Path({str(tmp_path / 'new.txt')!r}).write_text('x')\n",
+    ]
+    for code in attacks:
+        result = run_untrusted(code, FAST)
+        assert not result.exec_ok, code
+    assert victim.read_text() == "precious" and not (tmp_path / "new.txt").exists()
+
+
+def test_writes_inside_the_workdir_are_allowed_and_removed():
+    result = run_untrusted("open('scratch.txt', 'w').write('ok')\nprint(open('scratch.txt').read())\n", FAST)
+    assert result.exec_ok and result.stdout.strip() == "ok"
+
+
+def test_secrets_in_the_environment_are_not_visible(monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-parent-secret")
+    code = "import os\nprint(dict(os.environ))\nprint(open(f'/proc/{os.getppid()}/environ').read())\n"
+    result = run_untrusted(code, FAST)
+    assert "sk-parent-secret" not in result.stdout + result.stderr
+    assert not result.exec_ok  # reading the parent's /proc entry is refused
+
+
+def test_killing_the_parent_is_refused():
+    result = run_untrusted("import os, signal\nos.kill(os.getppid(), signal.SIGKILL)\n", FAST)
+    assert not result.exec_ok and "os.kill is not allowed" in result.stderr
+    assert os.getpid() > 0  # we are still here
+
+
+def test_ctypes_escape_is_refused():
+    result = run_untrusted("import ctypes\nctypes.CDLL(None).system(b'true')\n", FAST)
+    assert not result.exec_ok and "not allowed" in result.stderr
+
+
+def test_huge_file_write_hits_the_size_limit():
+    code = "with open('big.bin', 'wb') as f:\n    for _ in range(100):\n        f.write(b'x' * 1024 * 1024)\n"
+    result = run_untrusted(code, SandboxConfig(timeout_s=5, file_size_mb=4))
+    assert not result.exec_ok
+
+
+def test_isolation_reports_its_layers():
+    result = run_untrusted("x = 1\n", FAST)
+    assert result.isolation == ("netns+audit" if network_namespace_available() else "audit")
