@@ -1,0 +1,42 @@
+"""DVC stage `select`: choose `select.size` records of an instruction dataset (seed 003).
+
+(Named select_subset.py: a script called select.py would shadow the standard library module.)"""
+
+from __future__ import annotations
+
+import logging
+
+from scoder.stage import load_section, quiet_threads, setup_logging, stage_parser
+
+quiet_threads()
+
+from scoder.io import read_records, write_json, write_jsonl  # noqa: E402
+from scoder.params import from_dict  # noqa: E402
+from scoder.select.run import SelectConfig, select_records  # noqa: E402
+from scoder.tracking import stage_run  # noqa: E402
+
+log = logging.getLogger("stage.select")
+
+
+def main() -> None:
+    parser = stage_parser(__doc__)
+    parser.add_argument("--out", default="data/select/selected.jsonl")
+    parser.add_argument("--metrics", default="metrics/select.json")
+    args = parser.parse_args()
+    setup_logging()
+    params, section = load_section(args.params, "select")
+    config = from_dict(SelectConfig, section, "select")
+    with stage_run("select", {"select": section}, args.params) as run:
+        records = read_records(config.input)
+        log.info("selecting %d of %d records from %s with %s", config.size, len(records), config.input, config.method)
+        selected, metrics = select_records(records, config)
+        write_jsonl(args.out, selected)
+        write_json(args.metrics, metrics)
+        run.log_metrics(metrics)
+        run.log_artifact(args.metrics)
+        log.info("coverage %.4f (random %.4f), mean pairwise cosine %.4f, %.1fs",
+                 metrics["coverage"], metrics["random_coverage"], metrics["diversity_mean_cosine"], metrics["seconds"])
+
+
+if __name__ == "__main__":
+    main()
