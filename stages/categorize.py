@@ -12,6 +12,7 @@ quiet_threads()
 
 import numpy as np  # noqa: E402
 
+from scoder.cost import usage_entry, write_ledger_entry  # noqa: E402
 from scoder.categorize import CategorizeConfig, assign_categories, sample_per_category  # noqa: E402
 from scoder.embed import embed_texts, load_embedder  # noqa: E402
 from scoder.io import read_jsonl, write_json, write_jsonl, write_npy  # noqa: E402
@@ -26,6 +27,7 @@ def main() -> None:
     parser.add_argument("--snippets", default="data/pool/snippets.jsonl")
     parser.add_argument("--out-dir", default="data/categorize")
     parser.add_argument("--metrics", default="metrics/categorize.json")
+    parser.add_argument("--ledger", default="metrics/cost/categorize.json")
     args = parser.parse_args()
     setup_logging()
     params, section = load_section(args.params, "categorize")
@@ -48,6 +50,7 @@ def main() -> None:
         labels = [s["category"] for s in snippets]
 
         accept = None
+        llm = None
         if config.quality.method == "lm":
             from scoder.llm import LLMConfig, load_llm
             from scoder.pool.quality import quality_scores
@@ -84,6 +87,7 @@ def main() -> None:
             "mean_category_cosine": round(float(np.mean(cosine)) if len(cosine) else 0.0, 6),
         }
         write_json(args.metrics, metrics)
+        write_ledger_entry(args.ledger, usage_entry("categorize", "quality_classifier", config.quality.model, "transformers", llm.usage if llm else None))
         run.log_metrics(metrics)
         run.log_artifact(args.metrics)
         log.info("labelled %d snippets; sampled %d seeds: %s", len(snippets), len(seeds), metrics["seeds_per_category"])

@@ -9,6 +9,7 @@ from scoder.stage import quiet_threads, setup_logging, stage_parser, load_sectio
 
 quiet_threads()
 
+from scoder.cost import usage_entry, write_ledger_entry  # noqa: E402
 from scoder.io import write_json, write_jsonl  # noqa: E402
 from scoder.params import from_dict  # noqa: E402
 from scoder.pool.build import build_pool  # noqa: E402
@@ -22,6 +23,7 @@ def main() -> None:
     parser = stage_parser(__doc__)
     parser.add_argument("--out-dir", default="data/pool")
     parser.add_argument("--metrics", default="metrics/pool.json")
+    parser.add_argument("--ledger", default="metrics/cost/pool.json")
     args = parser.parse_args()
     setup_logging()
     params, section = load_section(args.params, "pool")
@@ -30,6 +32,7 @@ def main() -> None:
 
     with stage_run("pool", {"seed": params.get("seed"), "pool": section}, args.params) as run:
         scorer = None
+        llm = None
         if config.quality.method == "lm":
             from scoder.llm import LLMConfig, load_llm
             from scoder.pool.quality import quality_scores
@@ -44,6 +47,7 @@ def main() -> None:
         write_jsonl(out / "skipped_files.jsonl", result.skipped_files)
         write_jsonl(out / "removed.jsonl", result.removed)
         write_json(args.metrics, result.metrics)
+        write_ledger_entry(args.ledger, usage_entry("pool", "quality_classifier", config.quality.model, "transformers", llm.usage if llm else None))
         run.log_metrics(result.metrics)
         run.log_artifact(args.metrics)
         m = result.metrics

@@ -63,3 +63,9 @@ def test_lazy_filter_evaluates_only_until_the_quota_fills():
     assert len(chosen) == 2 and all(i % 2 == 0 for i in chosen)
     assert stats["a"]["evaluated"] == len(seen) < 20
     assert stats["a"]["rejected"] == sum(1 for i in seen if i % 2)
+
+
+def test_mpnet_from_its_split_zip_packages():
+    model = load_embedder("mpnet")
+    vectors = embed_texts(model, ["def add(a, b): return a + b"])
+    assert vectors.shape == (1, 768) and np.isclose(np.linalg.norm(vectors), 1.0, atol=1e-5)

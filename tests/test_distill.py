@@ -112,5 +112,8 @@ def test_unparsable_answers_are_counted_not_dropped(tmp_path):
 def test_cost_summary_reports_savings():
     teacher = {"stage": "distill", "role": "teacher", "model": "gpt-4o", "backend": "openai", "samples": 10, "tokens_in": 1000, "tokens_out": 2000, "cost_usd": 0.1}
     synth = {"stage": "sample@1", "role": "synthesizer", "model": "small", "backend": "vllm", "samples": 90, "tokens_in": 0, "tokens_out": 0, "cost_usd": 0.0}
-    summary = summarize([teacher, synth])
+    classifier = {"stage": "categorize", "role": "quality_classifier", "model": "smollm2", "backend": "transformers", "samples": 50, "tokens_in": 9000, "tokens_out": 0, "cost_usd": 0.0}
+    summary = summarize([teacher, synth, classifier])
+    assert summary["synthesized_samples"] == 90  # classifier calls are not synthesized samples
     assert summary["all_from_teacher_cost_usd"] == 1.0 and summary["saved_vs_all_from_teacher_usd"] == 0.9
+    assert summary["by_role"]["quality_classifier"]["tokens_in"] == 9000

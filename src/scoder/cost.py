@@ -30,6 +30,17 @@ def write_ledger_entry(path: str | Path, entry: dict) -> None:
     write_json(path, entry)
 
 
+def usage_entry(stage: str, role: str, model: str, backend: str, usage: dict | None,
+                price_in_per_1m: float = 0.0, price_out_per_1m: float = 0.0) -> dict:
+    """Ledger entry from a backend's usage counters (None: the stage called no model)."""
+    usage = usage or {"calls": 0, "prompt_tokens": 0, "completion_tokens": 0}
+    cost = usage["prompt_tokens"] / 1e6 * price_in_per_1m + usage["completion_tokens"] / 1e6 * price_out_per_1m
+    return {
+        "stage": stage, "role": role, "model": model, "backend": backend, "samples": usage["calls"],
+        "tokens_in": usage["prompt_tokens"], "tokens_out": usage["completion_tokens"], "cost_usd": round(cost, 6),
+    }
+
+
 def summarize(entries: Iterable[dict]) -> dict:
     """Totals by role, and what the synthesizer-made samples would have cost from the teacher."""
     by_role: dict[str, dict] = {}
@@ -44,7 +55,7 @@ def summarize(entries: Iterable[dict]) -> dict:
     summary["total_cost_usd"] = round(sum(r["cost_usd"] for r in by_role.values()), 6)
     if teacher and teacher["samples"]:
         per_sample = teacher["cost_usd"] / teacher["samples"]
-        synthesized = sum(r["samples"] for name, r in by_role.items() if name != "teacher")
+        synthesized = by_role.get("synthesizer", {}).get("samples", 0)
         summary["teacher_cost_per_sample_usd"] = round(per_sample, 8)
         summary["synthesized_samples"] = synthesized
         summary["all_from_teacher_cost_usd"] = round(per_sample * (teacher["samples"] + synthesized), 6)

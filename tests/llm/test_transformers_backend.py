@@ -35,3 +35,16 @@ def test_quality_scores_are_batched_consistently(smollm2):
 def test_unknown_backend():
     with pytest.raises(ValueError, match="unknown LLM backend 'nope'"):
         load_llm(LLMConfig(backend="nope"))
+
+
+def test_usage_counts_computed_tokens_only(smollm2, tmp_path):
+    from scoder.cache import ResponseCache
+
+    llm = load_llm(LLMConfig(model="smollm2", batch_size=2), ResponseCache(tmp_path / "c.sqlite"))
+    prompts = [[{"role": "user", "content": "Say hi."}]] * 2
+    first = llm.generate(prompts, SamplingParams(max_tokens=4))
+    used = dict(llm.usage)
+    again = llm.generate(prompts, SamplingParams(max_tokens=4))
+    assert used["calls"] == 2 and used["completion_tokens"] == sum(sum(c.completion_tokens) for c in first)
+    assert llm.usage == used and all(c.cached for c in again)  # cache hits compute nothing
+    assert [c.texts for c in again] == [c.texts for c in first]

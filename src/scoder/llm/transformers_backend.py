@@ -23,6 +23,8 @@ class TransformersLLM:
 
         self.config = config
         self.cache = cache
+        # tokens actually computed by this process (cache hits excluded), for the cost ledger
+        self.usage = {"calls": 0, "prompt_tokens": 0, "completion_tokens": 0}
         if config.threads:
             torch.set_num_threads(config.threads)
         resolved = resolve(config.model)
@@ -74,6 +76,8 @@ class TransformersLLM:
         size = max(1, self.config.batch_size)
         for start in range(0, len(prompts), size):
             batch = self._encode(prompts[start : start + size])
+            self.usage["calls"] += len(batch["input_ids"])
+            self.usage["prompt_tokens"] += int(batch["attention_mask"].sum())
             logits = self.model(**batch).logits[:, -1, :]  # left padding: last column is real
             logprobs = torch.log_softmax(logits.float(), dim=-1)[:, token_ids]
             rows.extend(logprobs.tolist())
@@ -92,6 +96,9 @@ class TransformersLLM:
                 results.extend(Completion(**{**c, "cached": True}) for c in hit)
                 continue
             batch_results = self._generate_batch(chunk, params, seed=params.seed + start)
+            self.usage["calls"] += len(chunk)
+            self.usage["prompt_tokens"] += sum(c.prompt_tokens for c in batch_results)
+            self.usage["completion_tokens"] += sum(sum(c.completion_tokens) for c in batch_results)
             if self.cache is not None:
                 self.cache.put(key, [dataclasses.asdict(c) for c in batch_results])
             results.extend(batch_results)
