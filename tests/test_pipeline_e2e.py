@@ -18,13 +18,13 @@ pytestmark = pytest.mark.slow
 BIN = Path(sys.executable).parent
 
 
-def run(cmd, cwd, **kwargs):
+def run(cmd, cwd, stdout_only=False, **kwargs):
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
     env["PATH"] = f"{BIN}{os.pathsep}{env['PATH']}"
     env["HF_HUB_OFFLINE"] = "1"
     result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, **kwargs)
     assert result.returncode == 0, f"{cmd} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
-    return result.stdout + result.stderr
+    return result.stdout if stdout_only else result.stdout + result.stderr
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +77,7 @@ def test_repro_noop_experiment_metrics_diff_and_mlflow(project):
     # an experiment with a looser dedup threshold keeps more snippets, and metrics diff shows it
     run(["dvc", "exp", "run", "-S", "pool.dedup.threshold=0.7", "categorize"], project)
     assert metrics(project, "pool")["after_near_dedup"] > pool["after_near_dedup"]
-    diff = json.loads(run(["dvc", "metrics", "diff", "--json"], project))
+    diff = json.loads(run(["dvc", "metrics", "diff", "--json"], project, stdout_only=True))
     change = diff["metrics/pool.json"]["after_near_dedup"]
     assert change["old"] == pool["after_near_dedup"] and change["new"] > change["old"]
 
@@ -104,6 +104,8 @@ def test_distill_and_cost_ledger_offline(project):
     assert sum(distill["reasons"].values()) == distill["samples"]  # every sample has a verdict
     samples = [json.loads(line) for line in (project / "data/distill/samples.jsonl").read_text().splitlines()]
     assert all(s["parse_ok"] or s["reason"] for s in samples)
+    select = metrics(project, "select")
+    assert select["selected"] == len(seeds) < select["requested"]  # size is an upper bound
     cost = metrics(project, "cost")
     assert cost["by_role"]["teacher"]["tokens_out"] == distill["tokens_out"] > 0
     assert "Running stage" not in run(["dvc", "repro"], project)

@@ -110,3 +110,13 @@ def test_refresh_and_neighbour_approximations_stay_close_to_exact():
     lazy = coverage(f, select_parametric(f, 200, ParametricConfig(refresh_every=10, seed=2)))
     sparse = coverage(f, select_parametric(f, 200, ParametricConfig(refresh_every=10, neighbors=32, seed=2)))
     assert abs(lazy - exact) < 0.005 and abs(sparse - exact) < 0.005
+
+
+def test_size_larger_than_the_dataset_keeps_everything(tmp_path):
+    from scoder.select.run import SelectConfig, select_records
+
+    records = [{"instruction": f"write function number {i}"} for i in range(5)]
+    selected, metrics = select_records(records, SelectConfig(size=16, method="random", feature_cache=str(tmp_path)))
+    assert len(selected) == 5 and metrics["requested"] == 16
+    with pytest.raises(ValueError, match="holds no records"):
+        select_records([], SelectConfig(size=3, feature_cache=str(tmp_path)))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field
 
@@ -11,6 +12,8 @@ from .baselines import ifd_scores, response_losses, select_by_score, select_kcen
 from .features import encode_cached, instruction_text
 from .parametric import ParametricConfig, select_parametric
 from .quality import coverage, diversity
+
+log = logging.getLogger(__name__)
 
 METHODS = ("parametric", "random", "kcenter", "ppl_low", "ppl_high", "ifd")
 
@@ -34,12 +37,17 @@ def select_records(records: list[dict], config: SelectConfig) -> tuple[list[dict
     if config.method not in METHODS:
         raise ValueError(f"unknown select.method '{config.method}' (expected one of {', '.join(METHODS)})")
     n = len(records)
-    if not 0 < config.size <= n:
-        raise ValueError(f"select.size must be between 1 and the dataset size {n}, got {config.size}")
+    if n == 0:
+        raise ValueError(f"select: the input {config.input} holds no records")
+    if config.size < 1:
+        raise ValueError(f"select.size must be at least 1, got {config.size}")
+    # the size is an upper bound: upstream stages decide how many records arrive
+    m = min(config.size, n)
+    if m < config.size:
+        log.warning("select.size is %d but the dataset has %d records: keeping all of them", config.size, n)
     texts = [instruction_text(r, config.text_fields) for r in records]
     features = encode_cached(texts, config.model, config.feature_cache)
     start = time.perf_counter()
-    m = config.size
     if config.method == "parametric":
         chosen = select_parametric(features, m, ParametricConfig(**{**config.parametric.__dict__, "seed": config.seed}))
     elif config.method == "random":
@@ -61,6 +69,7 @@ def select_records(records: list[dict], config: SelectConfig) -> tuple[list[dict
     metrics = {
         "method": config.method,
         "dataset_size": n,
+        "requested": config.size,
         "selected": len(selected),
         "coverage": round(coverage(features, chosen), 6),
         "diversity_mean_cosine": round(diversity(features, chosen), 6),
