@@ -1,0 +1,158 @@
+"""Supervised fine-tuning with TRL's SFTTrainer and PEFT LoRA, saving M checkpoints.
+
+Data are prompt-completion conversations (`prompt`: the user turn, `completion`: the
+assistant turn); TRL masks the prompt tokens so the loss is on the response only.
+`num_checkpoints` adapters are saved at evenly spaced optimizer steps, each with the Adam
+state (exp_avg, exp_avg_sq, step) keyed by parameter name, which optimizer-aware influence
+estimation needs. A model loaded from GGUF comes back dequantized but flagged as quantized,
+which the Trainer refuses; it is rebuilt as a plain fp32 model first.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from .models import resolve
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class LoraSettings:
+    r: int = 8
+    alpha: int = 16
+    dropout: float = 0.0
+    target_modules: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
+
+
+@dataclass
+class TrainConfig:
+    model: str = "smollm2"
+    method: str = "lora"  # lora | full
+    lora: LoraSettings = field(default_factory=LoraSettings)
+    learning_rate: float = 1e-4
+    epochs: float = 1.0
+    batch_size: int = 2
+    grad_accum: int = 1
+    max_length: int = 768
+    warmup_ratio: float = 0.0
+    lr_scheduler: str = "linear"
+    weight_decay: float = 0.0
+    num_checkpoints: int = 2  # M
+    seed: int = 1234
+
+
+def load_trainable_model(reference: str):
+    """(model, tokenizer) in fp32, ready for the Trainer (GGUF rebuilt as a plain model)."""
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    resolved = resolve(reference)
+    kwargs = {"gguf_file": resolved.gguf_file} if resolved.gguf_file else {}
+    tokenizer = AutoTokenizer.from_pretrained(resolved.path, **kwargs)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    loaded = AutoModelForCausalLM.from_pretrained(resolved.path, dtype=torch.float32, **kwargs)
+    if not resolved.gguf_file:
+        return loaded, tokenizer
+    config = AutoConfig.from_pretrained(resolved.path, **kwargs)
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    plain = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    plain.load_state_dict(loaded.state_dict())
+    return plain, tokenizer
+
+
+def checkpoint_steps(total_steps: int, count: int) -> list[int]:
+    """`count` optimizer steps spread evenly over training, the last one included."""
+    if total_steps < 1 or count < 1:
+        raise ValueError(f"need at least one step and one checkpoint (steps={total_steps}, checkpoints={count})")
+    return sorted({max(1, round(total_steps * k / count)) for k in range(1, count + 1)})
+
+
+def adam_state_by_name(model, optimizer) -> tuple[dict[str, torch.Tensor], dict]:
+    """exp_avg / exp_avg_sq of every trainable parameter, keyed by its name."""
+    inner = getattr(optimizer, "optimizer", optimizer)
+    group = inner.param_groups[0]
+    tensors, steps = {}, {}
+    for name, param in model.named_parameters():
+        if not param.requires_grad:
+            continue
+        state = inner.state.get(param)
+        if not state:
+            continue
+        tensors[f"{name}.exp_avg"] = state["exp_avg"].detach().cpu().contiguous()
+        tensors[f"{name}.exp_avg_sq"] = state["exp_avg_sq"].detach().cpu().contiguous()
+        steps[name] = float(state["step"])
+    meta = {"betas": list(group["betas"]), "eps": group["eps"], "lr": group["lr"], "step": max(steps.values(), default=0)}
+    return tensors, meta
+
+
+def train_sft(examples: list[dict], config: TrainConfig, out_dir: str | Path) -> dict:
+    """Train on prompt-completion examples; returns metrics and writes checkpoint-<k>/ folders."""
+    from datasets import Dataset
+    from peft import LoraConfig
+    from safetensors.torch import save_file
+    from transformers import TrainerCallback
+    from trl import SFTConfig, SFTTrainer
+
+    if not examples:
+        raise ValueError("no training examples")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model, tokenizer = load_trainable_model(config.model)
+    steps_per_epoch = math.ceil(len(examples) / (config.batch_size * config.grad_accum))
+    total_steps = max(1, math.ceil(steps_per_epoch * config.epochs))
+    save_at = checkpoint_steps(total_steps, config.num_checkpoints)
+    saved: list[dict] = []
+
+    class SaveCheckpoints(TrainerCallback):
+        def on_step_end(self, args, state, control, model=None, optimizer=None, **kwargs):
+            if state.global_step not in save_at:
+                return
+            index = save_at.index(state.global_step)
+            folder = out_dir / f"checkpoint-{index}"
+            model.save_pretrained(folder)
+            tensors, meta = adam_state_by_name(model, optimizer)
+            save_file(tensors, str(folder / "adam_state.safetensors"))
+            loss = next((h["loss"] for h in reversed(state.log_history) if "loss" in h), None)
+            meta.update(global_step=state.global_step, train_loss=loss)
+            (folder / "adam_state.json").write_text(json.dumps(meta, indent=2))
+            saved.append({"checkpoint": index, "step": state.global_step, "loss": loss})
+
+    args = SFTConfig(
+        output_dir=str(out_dir / "_trainer"),
+        per_device_train_batch_size=config.batch_size,
+        gradient_accumulation_steps=config.grad_accum,
+        num_train_epochs=config.epochs,
+        max_steps=total_steps,
+        learning_rate=config.learning_rate,
+        lr_scheduler_type=config.lr_scheduler,
+        warmup_steps=int(round(config.warmup_ratio * total_steps)),
+        weight_decay=config.weight_decay,
+        seed=config.seed,
+        data_seed=config.seed,
+        max_length=config.max_length,
+        completion_only_loss=True,
+        logging_steps=1,
+        save_strategy="no",
+        report_to=[],
+        use_cpu=True,
+        dataloader_num_workers=0,
+        disable_tqdm=False,
+    )
+    peft_config = None
+    if config.method == "lora":
+        peft_config = LoraConfig(r=config.lora.r, lora_alpha=config.lora.alpha, lora_dropout=config.lora.dropout,
+                                 target_modules=config.lora.target_modules, task_type="CAUSAL_LM")
+    elif config.method != "full":
+        raise ValueError(f"unknown train.method '{config.method}' (expected lora or full)")
+    trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(examples), processing_class=tokenizer,
+                         peft_config=peft_config, callbacks=[SaveCheckpoints()])
+    result = trainer.train()
+    return {"examples": len(examples), "steps": total_steps, "checkpoints": saved, "train_loss": result.training_loss}

@@ -1,0 +1,36 @@
+"""A tiny real LoRA run on the shipped SmolLM2: M checkpoints exist, differ, and carry Adam state."""
+
+import json
+
+import pytest
+from safetensors.torch import load_file
+
+from scoder.train import TrainConfig, checkpoint_steps, train_sft
+
+pytestmark = pytest.mark.slow
+
+
+def test_checkpoint_steps_are_spread_evenly():
+    assert checkpoint_steps(10, 5) == [2, 4, 6, 8, 10]
+    assert checkpoint_steps(3, 2) == [2, 3]
+    assert checkpoint_steps(1, 3) == [1]
+
+
+def test_tiny_lora_run_saves_m_distinct_checkpoints(tmp_path):
+    examples = [
+        {"prompt": [{"role": "user", "content": f"Write a function that adds {i} to x."}],
+         "completion": [{"role": "assistant", "content": f"def add_{i}(x):\n    return x + {i}"}]}
+        for i in range(6)
+    ]
+    config = TrainConfig(batch_size=2, epochs=1, num_checkpoints=3, max_length=128, learning_rate=1e-3)
+    metrics = train_sft(examples, config, tmp_path)
+    assert metrics["steps"] == 3 and [c["step"] for c in metrics["checkpoints"]] == [1, 2, 3]
+    adapters = [load_file(str(tmp_path / f"checkpoint-{k}" / "adapter_model.safetensors")) for k in range(3)]
+    keys = sorted(adapters[0])
+    assert keys and any("lora_B" in k for k in keys)
+    assert any(not adapters[0][k].equal(adapters[2][k]) for k in keys)  # training moved the adapter
+    adam = load_file(str(tmp_path / "checkpoint-2" / "adam_state.safetensors"))
+    assert any(k.endswith("lora_A.default.weight.exp_avg") for k in adam)
+    assert any(k.endswith(".exp_avg_sq") for k in adam)
+    meta = json.loads((tmp_path / "checkpoint-2" / "adam_state.json").read_text())
+    assert meta["step"] == 3 and meta["betas"] == [0.9, 0.999]
