@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 from scoder.stage import load_section, quiet_threads, setup_logging, stage_parser
 

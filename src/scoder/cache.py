@@ -29,6 +29,18 @@ def default_cache_dir() -> Path:
     return repo_root() / ".cache" / "scoder"
 
 
+def folder_digest(folder: str | os.PathLike) -> str:
+    """sha256 over a folder's file names and contents (e.g. adapter weights, which change
+    between bootstrap rounds under the same folder name)."""
+    folder = Path(folder)
+    digest = hashlib.sha256()
+    for path in sorted(folder.rglob("*")):
+        if path.is_file():
+            digest.update(path.relative_to(folder).as_posix().encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
 def cache_key(*parts: Any) -> str:
     payload = json.dumps(parts, sort_keys=True, ensure_ascii=False, default=str)
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()

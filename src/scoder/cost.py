@@ -26,6 +26,11 @@ def ledger_entry(stage: str, role: str, model: str, backend: str, metrics: dict)
     }
 
 
+def cost_usd(tokens_in: int, tokens_out: int, price_in_per_1m: float, price_out_per_1m: float) -> float:
+    """Estimated USD for a token count at per-1M-token prices."""
+    return tokens_in / 1e6 * price_in_per_1m + tokens_out / 1e6 * price_out_per_1m
+
+
 def write_ledger_entry(path: str | Path, entry: dict) -> None:
     write_json(path, entry)
 
@@ -34,7 +39,7 @@ def usage_entry(stage: str, role: str, model: str, backend: str, usage: dict | N
                 price_in_per_1m: float = 0.0, price_out_per_1m: float = 0.0) -> dict:
     """Ledger entry from a backend's usage counters (None: the stage called no model)."""
     usage = usage or {"calls": 0, "prompt_tokens": 0, "completion_tokens": 0}
-    cost = usage["prompt_tokens"] / 1e6 * price_in_per_1m + usage["completion_tokens"] / 1e6 * price_out_per_1m
+    cost = cost_usd(usage["prompt_tokens"], usage["completion_tokens"], price_in_per_1m, price_out_per_1m)
     return {
         "stage": stage, "role": role, "model": model, "backend": backend, "samples": usage["calls"],
         "tokens_in": usage["prompt_tokens"], "tokens_out": usage["completion_tokens"], "cost_usd": round(cost, 6),

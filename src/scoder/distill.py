@@ -14,6 +14,7 @@ from typing import Sequence
 
 from tqdm import tqdm
 
+from .cost import cost_usd
 from .io import content_id
 from .llm.base import LLM, LLMConfig, SamplingParams
 from .prompts import synthesis_prompt
@@ -33,10 +34,6 @@ class DistillConfig:
 def snippet_text(snippet: dict, include_imports: bool) -> str:
     imports = snippet.get("imports") or ""
     return f"{imports}\n\n\n{snippet['code']}" if include_imports and imports else snippet["code"]
-
-
-def cost_usd(tokens_in: int, tokens_out: int, price_in_per_1m: float, price_out_per_1m: float) -> float:
-    return tokens_in / 1e6 * price_in_per_1m + tokens_out / 1e6 * price_out_per_1m
 
 
 def synthesize_samples(

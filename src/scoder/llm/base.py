@@ -86,10 +86,10 @@ def load_llm(config: LLMConfig, cache: "ResponseCache | None" = None) -> LLM:
     """Build the backend named in `config`; `cache` defaults to the project response cache."""
     from ..cache import ResponseCache
 
-    if config.use_cache and cache is None:
-        cache = ResponseCache()
     if not config.use_cache:
         cache = None
+    elif cache is None:
+        cache = ResponseCache()
     if config.backend == "transformers":
         from .transformers_backend import TransformersLLM
 

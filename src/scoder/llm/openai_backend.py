@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 import random
@@ -145,12 +144,11 @@ class OpenAICompatibleLLM:
     def next_token_logprobs(self, prompts: Sequence[Messages], tokens: Sequence[str]) -> list[list[float]]:
         """From the top-20 logprobs of the first generated token; tokens outside the top 20
         get -inf (probability 0)."""
-        params = SamplingParams(max_tokens=1, temperature=0.0)
         rows = []
         for messages in prompts:
             body = {"model": self.config.model, "messages": list(messages), "max_tokens": 1, "temperature": 0.0,
                     "logprobs": True, "top_logprobs": 20}
-            key = cache_key("openai-logprobs", self.config.endpoint, self.config.model, list(messages), dataclasses.asdict(params))
+            key = cache_key("openai-logprobs", self.config.endpoint, body)
             top = self.cache.get(key) if self.cache is not None else None
             if top is None:
                 data = self._post(body)

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import logging
-from pathlib import Path
 from typing import Sequence
 
 import torch
 
-from ..cache import ResponseCache, cache_key
+from ..cache import ResponseCache, cache_key, folder_digest
 from ..models import resolve
 from .base import Completion, LLMConfig, Messages, SamplingParams
 
@@ -46,7 +44,7 @@ class TransformersLLM:
             "backend": "transformers",
             "model": resolved.path,
             "gguf_file": resolved.gguf_file,
-            "adapter_sha256": _folder_hash(config.adapter) if config.adapter else None,
+            "adapter_sha256": folder_digest(config.adapter) if config.adapter else None,
             "max_input_tokens": config.max_input_tokens,
         }
 
@@ -142,12 +140,3 @@ class TransformersLLM:
                 )
             )
         return results
-
-
-def _folder_hash(folder: str) -> str:
-    digest = hashlib.sha256()
-    for path in sorted(Path(folder).rglob("*")):
-        if path.is_file():
-            digest.update(path.relative_to(folder).as_posix().encode())
-            digest.update(path.read_bytes())
-    return digest.hexdigest()

@@ -10,7 +10,7 @@ import dataclasses
 import hashlib
 from typing import Sequence
 
-from ..cache import ResponseCache, cache_key
+from ..cache import ResponseCache, cache_key, folder_digest
 from ..models import resolve
 from .base import Completion, LLMConfig, Messages, SamplingParams
 
@@ -40,7 +40,12 @@ class VLLMBackend:
 
             adapter_id = int(hashlib.sha256(config.adapter.encode()).hexdigest()[:6], 16) + 1
             self.lora = LoRARequest(config.adapter, adapter_id, config.adapter)
-        self.identity = {"backend": "vllm", "model": resolved.path, "adapter": config.adapter}
+        # the adapter's content, not its folder name: rounds retrain under the same name
+        self.identity = {
+            "backend": "vllm",
+            "model": resolved.path,
+            "adapter_sha256": folder_digest(config.adapter) if config.adapter else None,
+        }
 
     def _sampling(self, params: SamplingParams, **extra):
         from vllm import SamplingParams as VSamplingParams

@@ -49,8 +49,11 @@ def response_losses(llm, instructions: Sequence[str], responses: Sequence[str], 
 
 @torch.inference_mode()
 def _mean_nll(model, tokenizer, prompts: list[str], fulls: list[str], max_length: int) -> list[float]:
-    tokenizer.padding_side = "right"
-    batch = tokenizer(fulls, return_tensors="pt", padding=True, truncation=True, max_length=max_length, add_special_tokens=False)
+    previous_side, tokenizer.padding_side = tokenizer.padding_side, "right"  # scores read left to right
+    try:
+        batch = tokenizer(fulls, return_tensors="pt", padding=True, truncation=True, max_length=max_length, add_special_tokens=False)
+    finally:
+        tokenizer.padding_side = previous_side
     prompt_lengths = [len(tokenizer(p, add_special_tokens=False)["input_ids"]) for p in prompts]
     logits = model(**batch).logits[:, :-1].float()
     targets = batch["input_ids"][:, 1:]
@@ -58,7 +61,6 @@ def _mean_nll(model, tokenizer, prompts: list[str], fulls: list[str], max_length
     mask = batch["attention_mask"][:, 1:].bool().clone()
     for row, length in enumerate(prompt_lengths):
         mask[row, : max(0, length - 1)] = False  # score only the response tokens
-    tokenizer.padding_side = "left"
     values = []
     for row in range(len(fulls)):
         count = int(mask[row].sum())

@@ -6,7 +6,6 @@ import logging
 import time
 from dataclasses import dataclass, field
 
-import numpy as np
 
 from .baselines import ifd_scores, response_losses, select_by_score, select_kcenter, select_random
 from .features import encode_cached, instruction_text
