@@ -45,21 +45,25 @@ def signature(code: str, num_perm: int, ngram: int) -> np.ndarray:
 def near_dedup(
     items: Iterable[tuple[str, np.ndarray]], threshold: float, num_perm: int
 ) -> tuple[list[str], dict[str, str]]:
-    """Return (kept ids in input order, {dropped id: id of the kept near-duplicate})."""
+    """Return (kept ids in input order, {dropped id: id of the earliest kept near-duplicate})."""
     lsh = MinHashLSH(threshold=threshold, num_perm=num_perm)
     kept: list[str] = []
     signatures: dict[str, LeanMinHash] = {}
+    position: dict[str, int] = {}
     dropped: dict[str, str] = {}
     for item_id, hashvalues in items:
         minhash = LeanMinHash(seed=MINHASH_SEED, hashvalues=hashvalues, scheme=MINHASH_SCHEME)
         match = None
-        for candidate in lsh.query(minhash):
+        # LSH answers with a set, whose order follows the per-process string hash seed;
+        # checking candidates in input order makes the reported match reproducible
+        for candidate in sorted(lsh.query(minhash), key=position.__getitem__):
             if minhash.jaccard(signatures[candidate]) >= threshold:
                 match = candidate
                 break
         if match is None:
             lsh.insert(item_id, minhash, check_duplication=False)
             signatures[item_id] = minhash
+            position[item_id] = len(kept)
             kept.append(item_id)
         else:
             dropped[item_id] = match
