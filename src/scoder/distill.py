@@ -41,7 +41,8 @@ def synthesize_samples(
 ) -> tuple[list[dict], dict]:
     """One record per (snippet, sample) with the parsed problem/solution, and metrics."""
     start = time.perf_counter()
-    prompts = [[{"role": "user", "content": synthesis_prompt(snippet_text(s, config.include_imports))}] for s in snippets]
+    shown = [snippet_text(s, config.include_imports) for s in snippets]
+    prompts = [[{"role": "user", "content": synthesis_prompt(text)}] for text in shown]
     records: list[dict] = []
     reasons: Counter = Counter()
     notes: Counter = Counter()
@@ -73,6 +74,7 @@ def synthesize_samples(
                             "id": content_id(snippet["id"], model_name, str(sample_idx)),
                             "snippet_id": snippet["id"],
                             "category": snippet.get("category"),
+                            "snippet": shown[chunk_start + offset],  # as the prompt showed it
                             "sample_idx": sample_idx,
                             "model": model_name,
                             "problem": parsed.problem,

@@ -158,3 +158,8 @@ def parse_synthesis(raw: str | None, finish_reason: str = "stop") -> ParsedSampl
         return result
     result.parse_ok = True
     return result
+
+
+def format_synthesis(problem: str, solution: str) -> str:
+    """A (problem, solution) pair in the two-section answer format of Figure 6."""
+    return f"[Problem Description]\n{problem.strip()}\n\n[Solution]\n{solution.strip()}"

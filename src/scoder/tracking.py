@@ -91,8 +91,9 @@ class StageRun:
         self.run_id = run.info.run_id
 
     def log_metrics(self, metrics: dict[str, Any]) -> None:
+        # MLflow names allow letters, digits, _ - . space / only (failure reasons hold ':' and ',')
         numeric = {
-            k: float(v)
+            re.sub(r"[^\w\-. /]", "_", k): float(v)
             for k, v in flatten(metrics).items()
             if isinstance(v, (int, float)) and not isinstance(v, bool)
         }

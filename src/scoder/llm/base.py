@@ -63,6 +63,10 @@ class LLM(Protocol):
         """log P(first token of each string in `tokens` | prompt + assistant turn start)."""
         ...
 
+    def fill_choices(self, prompts: Sequence[Messages], parts: Sequence[str], choices: Sequence[str]) -> list[list[list[float]]]:
+        """Teacher-forced template filling (local backends): see TransformersLLM.fill_choices."""
+        ...
+
 
 def option_probabilities(
     llm: LLM, prompts: Sequence[Messages], options: dict[str, list[str]]

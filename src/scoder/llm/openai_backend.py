@@ -158,3 +158,9 @@ class OpenAICompatibleLLM:
                     self.cache.put(key, top)
             rows.append([top.get(token, float("-inf")) for token in tokens])
         return rows
+
+    def fill_choices(self, prompts, parts, choices):
+        raise NotImplementedError(
+            "forced template scoring (score.mode: forced, or score.expected) needs the transformers backend; "
+            "the openai backend supports score.mode: generate"
+        )

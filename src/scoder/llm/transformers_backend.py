@@ -82,6 +82,48 @@ class TransformersLLM:
         return rows
 
     @torch.inference_mode()
+    def fill_choices(self, prompts: Sequence[Messages], parts: Sequence[str], choices: Sequence[str]) -> list[list[list[float]]]:
+        """Teacher-forced template filling. The assistant turn is `parts[0]`, then the most
+        likely of `choices` (each must be one token), then `parts[1]`, and so on: for every
+        prompt, the probability of each choice at each of the len(parts) slots, renormalised
+        over the choices. This is what greedy decoding would write into a fixed answer
+        template, with the full distribution kept; one prompt pass plus short incremental
+        steps on the key-value cache."""
+        choice_ids = []
+        for choice in choices:
+            ids = self.tokenizer.encode(choice, add_special_tokens=False)
+            if len(ids) != 1:
+                raise ValueError(f"choice {choice!r} is {len(ids)} tokens for this tokenizer; fill_choices needs one")
+            choice_ids.append(ids[0])
+        rows: list[list[list[float]]] = []
+        for messages in prompts:
+            key = cache_key(self.identity, "fill_choices", list(messages), list(parts), list(choices))
+            if self.cache is not None and (hit := self.cache.get(key)) is not None:
+                rows.append(hit)
+                continue
+            text = self.tokenizer.apply_chat_template(list(messages), add_generation_prompt=True, tokenize=False)
+            ids = self.tokenizer(text + parts[0], return_tensors="pt", truncation=True,
+                                 max_length=self.config.max_input_tokens, add_special_tokens=False)["input_ids"]
+            self.usage["calls"] += 1
+            self.usage["prompt_tokens"] += int(ids.shape[1])
+            output = self.model(input_ids=ids, use_cache=True)
+            slots: list[list[float]] = []
+            for index in range(len(parts)):
+                probs = torch.softmax(output.logits[0, -1, :].float(), dim=-1)[choice_ids]
+                probs = probs / probs.sum()
+                slots.append([round(float(p), 8) for p in probs])
+                if index + 1 == len(parts):
+                    break
+                best = choices[int(torch.argmax(probs))]
+                step = self.tokenizer(best + parts[index + 1], return_tensors="pt", add_special_tokens=False)["input_ids"]
+                self.usage["prompt_tokens"] += int(step.shape[1])
+                output = self.model(input_ids=step, past_key_values=output.past_key_values, use_cache=True)
+            if self.cache is not None:
+                self.cache.put(key, slots)
+            rows.append(slots)
+        return rows
+
+    @torch.inference_mode()
     def generate(self, prompts: Sequence[Messages], params: SamplingParams) -> list[Completion]:
         results: list[Completion] = []
         size = max(1, self.config.batch_size)

@@ -83,3 +83,9 @@ class VLLMBackend:
             top = out.outputs[0].logprobs[0]
             rows.append([top[i].logprob if i in top else float("-inf") for i in ids])
         return rows
+
+    def fill_choices(self, prompts, parts, choices):
+        raise NotImplementedError(
+            "forced template scoring (score.mode: forced, or score.expected) needs the transformers backend; "
+            "the vllm backend supports score.mode: generate"
+        )

@@ -1,0 +1,70 @@
+"""DVC stage `train@K`: fine-tune synthesizer K with LoRA on synthesis samples, saving M
+checkpoints with their Adam state (K=0: the teacher's D_p, the "enhanced synthesizer")."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from pathlib import Path
+
+from scoder.stage import load_section, quiet_threads, setup_logging, stage_parser
+
+quiet_threads()
+
+from scoder.io import read_jsonl, write_json  # noqa: E402
+from scoder.params import from_dict  # noqa: E402
+from scoder.tracking import stage_run  # noqa: E402
+from scoder.train import SynthesizerTrainConfig, synthesis_examples, train_sft  # noqa: E402
+
+log = logging.getLogger("stage.train")
+
+
+def main() -> None:
+    parser = stage_parser(__doc__)
+    parser.add_argument("--key", required=True, help="the synthesizer's key in params 'synthesizers'")
+    parser.add_argument("--data", required=True, help="synthesis samples (JSONL with snippet, problem, solution)")
+    parser.add_argument("--out-dir", required=True)
+    parser.add_argument("--metrics", required=True)
+    args = parser.parse_args()
+    setup_logging()
+    params, section = load_section(args.params, "train")
+    config = from_dict(SynthesizerTrainConfig, section, "train")
+    with stage_run(f"train@{args.key}", {"train": section, "seed": params.get("seed")}, args.params) as run:
+        records = read_jsonl(args.data)
+        examples, skipped = synthesis_examples(records, config.require_parse_ok, config.max_examples)
+        if not examples:
+            raise SystemExit(f"{args.data}: none of {len(records)} samples is usable for training ({skipped}); "
+                             "set train.require_parse_ok: false to learn raw answers")
+        log.info("training synthesizer %s from %s on %d of %d samples (%s), %d checkpoints",
+                 args.key, config.model, len(examples), len(records), skipped or "none skipped", config.num_checkpoints)
+        out = Path(args.out_dir)
+        # train next to the output and swap in at the end, so DVC never sees half a synthesizer
+        partial = out.with_name(out.name + ".partial")
+        shutil.rmtree(partial, ignore_errors=True)
+        result = train_sft(examples, config, partial)
+        shutil.rmtree(partial / "_trainer", ignore_errors=True)
+        manifest = {
+            "key": args.key,
+            "base_model": config.model,
+            "method": config.method,
+            "data": args.data,
+            "examples": len(examples),
+            "checkpoints": [f"checkpoint-{c['checkpoint']}" for c in result["checkpoints"]],
+            "steps": [c["step"] for c in result["checkpoints"]],
+        }
+        (partial / "synthesizer.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+        shutil.rmtree(out, ignore_errors=True)
+        partial.rename(out)
+        metrics = {"samples": len(records), "examples": len(examples), "skipped": skipped, "steps": result["steps"],
+                   "train_loss": round(result["train_loss"], 6),
+                   "checkpoint_loss": {str(c["checkpoint"]): c["loss"] for c in result["checkpoints"]},
+                   "checkpoints": len(result["checkpoints"])}
+        write_json(args.metrics, metrics)
+        run.log_metrics(metrics)
+        run.log_artifact(args.metrics)
+        log.info("synthesizer %s: %d steps, train loss %.4f, checkpoints in %s", args.key, result["steps"], result["train_loss"], out)
+
+
+if __name__ == "__main__":
+    main()
