@@ -41,6 +41,9 @@ def main() -> None:
         write_json(args.metrics, metrics)
         run.log_metrics(metrics)
         run.log_artifact(args.metrics)
+        if not best:
+            log.warning("no candidate of round %s was kept (score failures %s, execution %s): the round selects nothing",
+                        args.round, metrics["score_failures"], metrics.get("exec_reasons", "off"))
         log.info("score parse rate %.1f%%, exec rate %s, best kept for %d of %d snippets", 100 * metrics["score_parse_rate"],
                  metrics.get("exec_rate", "n/a"), metrics["best"], metrics["snippets"])
 

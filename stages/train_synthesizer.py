@@ -6,13 +6,12 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-from pathlib import Path
 
 from scoder.stage import load_section, quiet_threads, setup_logging, stage_parser
 
 quiet_threads()
 
-from scoder.io import read_jsonl, write_json  # noqa: E402
+from scoder.io import atomic_dir, read_jsonl, write_json  # noqa: E402
 from scoder.params import from_dict  # noqa: E402
 from scoder.tracking import stage_run  # noqa: E402
 from scoder.train import SynthesizerTrainConfig, synthesis_examples, train_sft  # noqa: E402
@@ -38,24 +37,19 @@ def main() -> None:
                              "set train.require_parse_ok: false to learn raw answers")
         log.info("training synthesizer %s from %s on %d of %d samples (%s), %d checkpoints",
                  args.key, config.model, len(examples), len(records), skipped or "none skipped", config.num_checkpoints)
-        out = Path(args.out_dir)
-        # train next to the output and swap in at the end, so DVC never sees half a synthesizer
-        partial = out.with_name(out.name + ".partial")
-        shutil.rmtree(partial, ignore_errors=True)
-        result = train_sft(examples, config, partial)
-        shutil.rmtree(partial / "_trainer", ignore_errors=True)
-        manifest = {
-            "key": args.key,
-            "base_model": config.model,
-            "method": config.method,
-            "data": args.data,
-            "examples": len(examples),
-            "checkpoints": [f"checkpoint-{c['checkpoint']}" for c in result["checkpoints"]],
-            "steps": [c["step"] for c in result["checkpoints"]],
-        }
-        (partial / "synthesizer.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-        shutil.rmtree(out, ignore_errors=True)
-        partial.rename(out)
+        with atomic_dir(args.out_dir) as partial:
+            result = train_sft(examples, config, partial)
+            shutil.rmtree(partial / "_trainer", ignore_errors=True)
+            manifest = {
+                "key": args.key,
+                "base_model": config.model,
+                "method": config.method,
+                "data": args.data,
+                "examples": len(examples),
+                "checkpoints": [f"checkpoint-{c['checkpoint']}" for c in result["checkpoints"]],
+                "steps": [c["step"] for c in result["checkpoints"]],
+            }
+            (partial / "synthesizer.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
         metrics = {"samples": len(records), "examples": len(examples), "skipped": skipped, "steps": result["steps"],
                    "train_loss": round(result["train_loss"], 6),
                    "checkpoint_loss": {str(c["checkpoint"]): c["loss"] for c in result["checkpoints"]},
@@ -63,7 +57,7 @@ def main() -> None:
         write_json(args.metrics, metrics)
         run.log_metrics(metrics)
         run.log_artifact(args.metrics)
-        log.info("synthesizer %s: %d steps, train loss %.4f, checkpoints in %s", args.key, result["steps"], result["train_loss"], out)
+        log.info("synthesizer %s: %d steps, train loss %.4f, checkpoints in %s", args.key, result["steps"], result["train_loss"], args.out_dir)
 
 
 if __name__ == "__main__":

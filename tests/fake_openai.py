@@ -15,7 +15,20 @@ from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
+ASPECTS = ["Consistency", "Relevance", "Difficulty", "Code Exist", "Code Correctness",
+           "Code Standardization", "Code Clarity", "Code Comments", "Easy to Learn", "Composite Score"]
+
+
+def judge_answer_for(prompt: str) -> str:
+    """A Figure-7 judge answer whose scores follow from the prompt's hash."""
+    digest = hashlib.sha256(prompt.encode()).digest()
+    block = ",\n".join(f'  "{a}": {digest[i] % 10}' for i, a in enumerate(ASPECTS))
+    return f"[Reason]\nThe pair is consistent and the code is plausible.\n[Score]\n{{\n{block}\n}}\n[End]"
+
+
 def answer_for(prompt: str) -> str:
+    if "evaluate the quality of this code data pair" in prompt:
+        return judge_answer_for(prompt)
     tag = hashlib.sha256(prompt.encode()).hexdigest()[:8]
     return (
         f"[Problem Description]\nWrite `f_{tag}(x)` that returns x plus one.\n\n"

@@ -43,6 +43,10 @@ def project(repo_root, tmp_path_factory):
     params["categorize"]["per_category"] = 1
     params["categorize"]["quality"]["batch_size"] = 1
     params["distill"]["sampling"]["max_tokens"] = 48  # answers get truncated: parse failures are counted
+    params["train"].update(max_length=256, batch_size=4)
+    params["rounds"] = {"1": {"previous": "0", "snippets": 2}}
+    params["sample"]["sampling"].update(n=1, max_tokens=32)
+    params["score"]["max_chars"] = 400
     (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     for cmd in (["git", "init", "-q"], ["git", "add", "-A"]):
         run(cmd, dest)
@@ -108,4 +112,19 @@ def test_distill_and_cost_ledger_offline(project):
     assert select["selected"] == len(seeds) < select["requested"]  # size is an upper bound
     cost = metrics(project, "cost")
     assert cost["by_role"]["teacher"]["tokens_out"] == distill["tokens_out"] > 0
+
+    # train@0 -> sample@1 -> score@1
+    train = metrics(project, "train/0")
+    assert train["examples"] == len(seeds) and train["checkpoints"] == 2
+    manifest = json.loads((project / "data/synthesizer/0/synthesizer.json").read_text())
+    assert manifest["checkpoints"] == ["checkpoint-0", "checkpoint-1"]
+    assert all((project / "data/synthesizer/0" / c / "adam_state.safetensors").exists() for c in manifest["checkpoints"])
+    sample = metrics(project, "sample/1")
+    assert sample["candidates"] == 2 * 2 * 1 and set(sample["per_checkpoint"]) == {"0", "1"}
+    score = metrics(project, "score/1")
+    assert score["candidates"] == 4 and score["mode"] == "forced" and score["scored"] == 4
+    assert sum(d["count"] for d in score["score_by_checkpoint"].values()) == 4
+    assert score["exec_ok"] + sum(v for k, v in score["exec_reasons"].items() if k != "ok") == 4
+    best = (project / "data/rounds/1/best.jsonl").read_text().splitlines()
+    assert len(best) == score["best"] <= 2
     assert "Running stage" not in run(["dvc", "repro"], project)

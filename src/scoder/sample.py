@@ -35,7 +35,6 @@ class SampleConfig:
 class RoundSpec:
     previous: str  # the synthesizer (train@K key) this round samples from
     snippets: int  # how many pool snippets the round synthesizes for
-    select_size: int = 0  # used by the selection step of the bootstrap
 
 
 def round_specs(rounds: dict) -> dict[str, RoundSpec]:
