@@ -82,3 +82,21 @@ def test_multi_checkpoint_sampling_from_a_tiny_trained_synthesizer(tmp_path, mon
     assert len(last) == 8 and {r["checkpoint"] for r in last} == {1} and sorted({r["sample_idx"] for r in last}) == [0, 1, 2, 3]
     with pytest.raises(ValueError, match="trained from"):
         sample_candidates(synthesizer, snippets, SampleConfig(engine=LLMConfig(model="gpt2")), "1")
+
+
+@pytest.mark.slow
+def test_full_fine_tuning_checkpoints_are_sampled_as_whole_models(tmp_path, monkeypatch):
+    from scoder.llm.base import LLMConfig, SamplingParams
+    from scoder.train import TrainConfig, train_sft
+
+    monkeypatch.setenv("SCODER_CACHE_DIR", str(tmp_path / "cache"))
+    examples, _ = synthesis_examples([{"id": "a", "snippet": "def f(x):\n    return x", "parse_ok": True,
+                                       "problem": "Identity.", "solution": "```python\ndef f(x):\n    return x\n```"}] * 2,
+                                     require_parse_ok=True)
+    folder = tmp_path / "full"
+    result = train_sft(examples, TrainConfig(method="full", batch_size=2, num_checkpoints=1, max_length=384, learning_rate=1e-5), folder)
+    (folder / "synthesizer.json").write_text(json.dumps({"base_model": "smollm2", "method": "full", "checkpoints": ["checkpoint-0"]}))
+    assert result["steps"] == 1 and (folder / "checkpoint-0" / "model.safetensors").exists()
+    records, metrics = sample_candidates(read_synthesizer(folder), POOL[:1],
+                                         SampleConfig(engine=LLMConfig(model=""), sampling=SamplingParams(n=1, max_tokens=4)), "1")
+    assert len(records) == 1 and metrics["candidates"] == 1

@@ -94,7 +94,10 @@ def sample_candidates(synthesizer: dict, snippets: Sequence[dict], config: Sampl
     per_checkpoint: dict[str, dict] = {}
     usage = {"calls": 0, "prompt_tokens": 0, "completion_tokens": 0}
     for index, adapter in plan:
-        engine = replace(config.engine, model=synthesizer["base_model"], adapter=adapter)
+        if synthesizer.get("method", "lora") == "full":  # each checkpoint is a whole model
+            engine = replace(config.engine, model=adapter, adapter=None)
+        else:
+            engine = replace(config.engine, model=synthesizer["base_model"], adapter=adapter)
         llm = load_llm(engine)
         distill_config = DistillConfig(
             sampling=replace(config.sampling, n=n, seed=config.sampling.seed + 1000 * index),

@@ -156,6 +156,8 @@ def train_sft(examples: list[dict], config: TrainConfig, out_dir: str | Path) ->
             index = save_at.index(state.global_step)
             folder = out_dir / f"checkpoint-{index}"
             model.save_pretrained(folder)
+            if config.method == "full":  # a full checkpoint is a model of its own: make it loadable alone
+                tokenizer.save_pretrained(folder)
             tensors, meta = adam_state_by_name(model, optimizer)
             save_file(tensors, str(folder / "adam_state.safetensors"))
             loss = next((h["loss"] for h in reversed(state.log_history) if "loss" in h), None)
