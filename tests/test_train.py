@@ -34,3 +34,11 @@ def test_tiny_lora_run_saves_m_distinct_checkpoints(tmp_path):
     assert any(k.endswith(".exp_avg_sq") for k in adam)
     meta = json.loads((tmp_path / "checkpoint-2" / "adam_state.json").read_text())
     assert meta["step"] == 3 and meta["betas"] == [0.9, 0.999]
+
+
+def test_adapter_config_is_written_in_a_canonical_order(tmp_path):
+    from scoder.train import _canonical_adapter_config
+
+    (tmp_path / "adapter_config.json").write_text(json.dumps({"target_modules": ["v_proj", "q_proj", "k_proj"], "r": 8}))
+    _canonical_adapter_config(tmp_path)
+    assert json.loads((tmp_path / "adapter_config.json").read_text())["target_modules"] == ["k_proj", "q_proj", "v_proj"]

@@ -131,6 +131,19 @@ def adam_state_by_name(model, optimizer) -> tuple[dict[str, torch.Tensor], dict]
     return tensors, meta
 
 
+def _canonical_adapter_config(folder: Path) -> None:
+    """PEFT writes target_modules from a set, in an order that follows PYTHONHASHSEED, so two
+    identical trainings gave different adapter_config.json files (and DVC hashes, and response
+    cache keys); sort it."""
+    path = folder / "adapter_config.json"
+    if not path.exists():
+        return
+    config = json.loads(path.read_text(encoding="utf-8"))
+    if isinstance(config.get("target_modules"), list):
+        config["target_modules"] = sorted(config["target_modules"])
+    path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
 def train_sft(examples: list[dict], config: TrainConfig, out_dir: str | Path) -> dict:
     """Train on prompt-completion examples; returns metrics and writes checkpoint-<k>/ folders."""
     from datasets import Dataset
@@ -156,6 +169,7 @@ def train_sft(examples: list[dict], config: TrainConfig, out_dir: str | Path) ->
             index = save_at.index(state.global_step)
             folder = out_dir / f"checkpoint-{index}"
             model.save_pretrained(folder)
+            _canonical_adapter_config(folder)
             if config.method == "full":  # a full checkpoint is a model of its own: make it loadable alone
                 tokenizer.save_pretrained(folder)
             tensors, meta = adam_state_by_name(model, optimizer)
