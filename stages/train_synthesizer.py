@@ -1,5 +1,7 @@
-"""DVC stage `train@K`: fine-tune synthesizer K with LoRA on synthesis samples, saving M
-checkpoints with their Adam state (K=0: the teacher's D_p, the "enhanced synthesizer")."""
+"""DVC stages `train@K` and `reference`: fine-tune a model with LoRA on synthesis samples,
+saving M checkpoints with their Adam state. train@K is synthesizer K (K=0: on the teacher's
+D_p, the "enhanced synthesizer"; K>=1: on round K's selected samples); `reference` is the
+influence reference model trained on D_p (params section `reference`)."""
 
 from __future__ import annotations
 
@@ -21,15 +23,17 @@ log = logging.getLogger("stage.train")
 
 def main() -> None:
     parser = stage_parser(__doc__)
-    parser.add_argument("--key", required=True, help="the synthesizer's key in params 'synthesizers'")
+    parser.add_argument("--key", required=True, help="the synthesizer's key in params 'synthesizers' (or 'reference')")
+    parser.add_argument("--section", default="train", help="params section with the training settings (train | reference)")
     parser.add_argument("--data", required=True, help="synthesis samples (JSONL with snippet, problem, solution)")
     parser.add_argument("--out-dir", required=True)
     parser.add_argument("--metrics", required=True)
     args = parser.parse_args()
     setup_logging()
-    params, section = load_section(args.params, "train")
-    config = from_dict(SynthesizerTrainConfig, section, "train")
-    with stage_run(f"train@{args.key}", {"train": section, "seed": params.get("seed")}, args.params) as run:
+    params, section = load_section(args.params, args.section)
+    config = from_dict(SynthesizerTrainConfig, section, args.section)
+    stage_name = "reference" if args.section == "reference" else f"train@{args.key}"
+    with stage_run(stage_name, {args.section: section, "seed": params.get("seed")}, args.params) as run:
         records = read_jsonl(args.data)
         examples, skipped = synthesis_examples(records, config.require_parse_ok, config.max_examples)
         if not examples:

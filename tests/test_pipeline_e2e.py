@@ -44,7 +44,9 @@ def project(repo_root, tmp_path_factory):
     params["categorize"]["quality"]["batch_size"] = 1
     params["distill"]["sampling"]["max_tokens"] = 48  # answers get truncated: parse failures are counted
     params["train"].update(max_length=256, batch_size=4)
-    params["rounds"] = {"1": {"previous": "0", "snippets": 2}}
+    params["rounds"] = {"1": {"previous": "0", "snippets": 2, "select": 1}, "2": {"previous": "1", "snippets": 2, "select": 1}}
+    params["reference"].update(max_length=256, max_examples=4)
+    params["influence"].update(proj_dim=64, max_length=256, max_dp=4)
     params["sample"]["sampling"].update(n=1, max_tokens=32)
     params["score"]["max_chars"] = 400
     (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
@@ -108,7 +110,7 @@ def test_distill_and_cost_ledger_offline(project):
     assert sum(distill["reasons"].values()) == distill["samples"]  # every sample has a verdict
     samples = [json.loads(line) for line in (project / "data/distill/samples.jsonl").read_text().splitlines()]
     assert all(s["parse_ok"] or s["reason"] for s in samples)
-    select = metrics(project, "select")
+    select = metrics(project, "subset")
     assert select["selected"] == len(seeds) < select["requested"]  # size is an upper bound
     cost = metrics(project, "cost")
     assert cost["by_role"]["teacher"]["tokens_out"] == distill["tokens_out"] > 0
@@ -127,4 +129,24 @@ def test_distill_and_cost_ledger_offline(project):
     assert score["exec_ok"] + sum(v for k, v in score["exec_reasons"].items() if k != "ok") == 4
     best = (project / "data/rounds/1/best.jsonl").read_text().splitlines()
     assert len(best) == score["best"] <= 2
+
+    # the reference model, influence, selection and round 2, in order
+    assert metrics(project, "influence/dp")["examples"] == 4
+    for key in ("1", "2"):
+        influence = [json.loads(line) for line in (project / f"data/rounds/{key}/influence.jsonl").read_text().splitlines()]
+        assert influence and all(-1 <= r["influence"] <= 1 for r in influence)
+        selected = metrics(project, f"select/{key}")
+        assert selected["selected"] == 1 and selected["method"] == "influence"
+        top = max(influence, key=lambda r: r["influence"])
+        assert json.loads((project / f"data/rounds/{key}/selected.jsonl").read_text())["id"] == top["id"]
+        assert metrics(project, f"train/{key}")["examples"] == 1
+    assert metrics(project, "sample/2")["candidates"] == 4
     assert "Running stage" not in run(["dvc", "repro"], project)
+
+    # the round schedule is a parameter: an experiment keeps two in round 2
+    run(["git", "add", "-A"], project)
+    run(["git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "two rounds"], project)
+    run(["dvc", "exp", "run", "-S", "rounds.2.select=2"], project)
+    assert metrics(project, "select/2")["selected"] == 2 and metrics(project, "train/2")["examples"] == 2
+    diff = json.loads(run(["dvc", "metrics", "diff", "--json"], project, stdout_only=True))
+    assert diff["metrics/select/2.json"]["selected"] == {"old": 1, "new": 2, "diff": 1}

@@ -11,7 +11,8 @@ POOL = [{"id": f"s{i:03d}", "code": f"def f{i}(x):\n    return x + {i}\n"} for i
 
 
 def test_rounds_draw_disjoint_seeded_slices_without_the_seeds():
-    rounds = round_specs({"1": {"previous": "0", "snippets": 5}, "2": {"previous": "1", "snippets": 7}, "10": {"previous": "2", "snippets": 3}})
+    rounds = round_specs({"1": {"previous": "0", "snippets": 5, "select": 2}, "2": {"previous": "1", "snippets": 7, "select": 2},
+                          "10": {"previous": "2", "snippets": 3, "select": 1}})
     exclude = {"s000", "s001"}
     drawn = {k: [s["id"] for s in round_snippets(POOL, exclude, rounds, k, seed=7)] for k in rounds}
     assert [len(drawn[k]) for k in ("1", "2", "10")] == [5, 7, 3]
@@ -23,13 +24,13 @@ def test_rounds_draw_disjoint_seeded_slices_without_the_seeds():
 
 def test_round_params_are_checked():
     with pytest.raises(ValueError, match="quoted string"):
-        round_specs({1: {"previous": "0", "snippets": 2}})
+        round_specs({1: {"previous": "0", "snippets": 2, "select": 1}})
     with pytest.raises(ValueError, match="unknown key"):
-        round_specs({"1": {"previous": "0", "snippets": 2, "snipets": 3}})
+        round_specs({"1": {"previous": "0", "snippets": 2, "select": 1, "snipets": 3}})
     with pytest.raises(ValueError, match="the pool has"):
-        round_snippets(POOL[:3], set(), {"1": RoundSpec(previous="0", snippets=5)}, "1", seed=1)
+        round_snippets(POOL[:3], set(), {"1": RoundSpec(previous="0", snippets=5, select=1)}, "1", seed=1)
     with pytest.raises(KeyError, match="not in params"):
-        round_snippets(POOL, set(), {"1": RoundSpec(previous="0", snippets=5)}, "2", seed=1)
+        round_snippets(POOL, set(), {"1": RoundSpec(previous="0", snippets=5, select=1)}, "2", seed=1)
 
 
 def test_synthesis_examples_use_the_two_section_format():

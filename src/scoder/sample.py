@@ -35,6 +35,7 @@ class SampleConfig:
 class RoundSpec:
     previous: str  # the synthesizer (train@K key) this round samples from
     snippets: int  # how many pool snippets the round synthesizes for
+    select: int  # how many of the round's best candidates select@R keeps (paper: 20K, then 40K)
 
 
 def round_specs(rounds: dict) -> dict[str, RoundSpec]:
@@ -46,8 +47,8 @@ def round_specs(rounds: dict) -> dict[str, RoundSpec]:
             # DVC's foreach silently expands nothing for integer keys
             raise ValueError(f"rounds: key {key!r} must be a quoted string such as \"1\"")
         specs[key] = from_dict(RoundSpec, value, f"rounds.{key}")
-        if specs[key].snippets < 1:
-            raise ValueError(f"rounds.{key}.snippets must be at least 1")
+        if specs[key].snippets < 1 or specs[key].select < 1:
+            raise ValueError(f"rounds.{key}: snippets and select must be at least 1")
     return specs
 
 

@@ -1,4 +1,4 @@
-"""The select stage on the real instruction sets in ../shared/data/instructions/."""
+"""The subset stage (seed 003) on the real instruction sets in ../shared/data/instructions/."""
 
 import json
 import os
@@ -15,7 +15,7 @@ pytestmark = pytest.mark.slow
 @pytest.mark.parametrize("method", ["parametric", "kcenter", "random"])
 def test_select_stage_on_real_instructions(method, shared_data, repo_root, tmp_path):
     data = shared_data / "instructions" / "evol-codealpaca-2k-1.json"
-    params = {"select": {"input": str(data), "text_fields": ["instruction"], "response_fields": ["output"],
+    params = {"subset": {"input": str(data), "text_fields": ["instruction"], "response_fields": ["output"],
                          "method": method, "size": 100, "seed": 5,
                          "feature_cache": str(repo_root / ".cache" / "scoder" / "features")}}
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
@@ -24,7 +24,7 @@ def test_select_stage_on_real_instructions(method, shared_data, repo_root, tmp_p
     for run in range(2):
         out = tmp_path / f"selected{run}.jsonl"
         subprocess.run(
-            [sys.executable, str(repo_root / "stages/select_subset.py"), "--params", str(tmp_path / "params.yaml"),
+            [sys.executable, str(repo_root / "stages/subset.py"), "--params", str(tmp_path / "params.yaml"),
              "--out", str(out), "--metrics", str(tmp_path / "select.json")],
             check=True, capture_output=True, env=env, cwd=tmp_path,
         )

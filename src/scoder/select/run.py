@@ -34,16 +34,16 @@ class SelectConfig:
 
 def select_records(records: list[dict], config: SelectConfig) -> tuple[list[dict], dict]:
     if config.method not in METHODS:
-        raise ValueError(f"unknown select.method '{config.method}' (expected one of {', '.join(METHODS)})")
+        raise ValueError(f"unknown subset.method '{config.method}' (expected one of {', '.join(METHODS)})")
     n = len(records)
     if n == 0:
         raise ValueError(f"select: the input {config.input} holds no records")
     if config.size < 1:
-        raise ValueError(f"select.size must be at least 1, got {config.size}")
+        raise ValueError(f"subset.size must be at least 1, got {config.size}")
     # the size is an upper bound: upstream stages decide how many records arrive
     m = min(config.size, n)
     if m < config.size:
-        log.warning("select.size is %d but the dataset has %d records: keeping all of them", config.size, n)
+        log.warning("subset.size is %d but the dataset has %d records: keeping all of them", config.size, n)
     texts = [instruction_text(r, config.text_fields) for r in records]
     features = encode_cached(texts, config.model, config.feature_cache)
     start = time.perf_counter()

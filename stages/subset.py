@@ -1,6 +1,5 @@
-"""DVC stage `select`: choose `select.size` records of an instruction dataset (seed 003).
-
-(Named select_subset.py: a script called select.py would shadow the standard library module.)"""
+"""DVC stage `subset`: choose `subset.size` records of an instruction dataset with the
+distribution-consistent, diversity-aware parametric model of seed 003 or a baseline."""
 
 from __future__ import annotations
 
@@ -15,18 +14,18 @@ from scoder.params import from_dict  # noqa: E402
 from scoder.select.run import SelectConfig, select_records  # noqa: E402
 from scoder.tracking import stage_run  # noqa: E402
 
-log = logging.getLogger("stage.select")
+log = logging.getLogger("stage.subset")
 
 
 def main() -> None:
     parser = stage_parser(__doc__)
-    parser.add_argument("--out", default="data/select/selected.jsonl")
-    parser.add_argument("--metrics", default="metrics/select.json")
+    parser.add_argument("--out", default="data/subset/selected.jsonl")
+    parser.add_argument("--metrics", default="metrics/subset.json")
     args = parser.parse_args()
     setup_logging()
-    params, section = load_section(args.params, "select")
-    config = from_dict(SelectConfig, section, "select")
-    with stage_run("select", {"select": section}, args.params) as run:
+    params, section = load_section(args.params, "subset")
+    config = from_dict(SelectConfig, section, "subset")
+    with stage_run("subset", {"subset": section}, args.params) as run:
         records = read_records(config.input)
         log.info("selecting %d of %d records from %s with %s", config.size, len(records), config.input, config.method)
         selected, metrics = select_records(records, config)
