@@ -37,6 +37,7 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=16)
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--answer-lines", type=int, default=30)
+    parser.add_argument("--bf16", action="store_true", help="bfloat16 autocast for the batched method")
     args = parser.parse_args()
     from peft import LoraConfig, get_peft_model
 
@@ -50,11 +51,11 @@ def main() -> None:
     encoded = [encode_example(tokenizer, e, 1024) for e in data]
     tokens = sum(len(ids) for ids, _ in encoded) / len(encoded)
     batches = [_collate(encoded[s : s + args.batch], tokenizer.pad_token_id) for s in range(0, len(encoded), args.batch)]
-    batched_gradients(model, batches[0])  # warm-up
+    batched_gradients(model, batches[0], args.bf16)  # warm-up
     results = {}
-    for name, fn in (("batch-1 loop", loop_gradients), ("batched hooks", batched_gradients)):
+    for name, fn, bf16 in (("batch-1 loop", loop_gradients, False), ("batched hooks", batched_gradients, args.bf16)):
         start = time.perf_counter()
-        grads = torch.cat([fn(model, b)[0] for b in batches])
+        grads = torch.cat([fn(model, b, bf16)[0] for b in batches])
         results[name] = (time.perf_counter() - start, grads)
     (loop_s, loop_g), (fast_s, fast_g) = results["batch-1 loop"], results["batched hooks"]
     diff = float((loop_g - fast_g).abs().max() / loop_g.abs().max())
@@ -62,7 +63,7 @@ def main() -> None:
           f"batch {args.batch}, {torch.get_num_threads()} threads")
     print(f"{'method':<16}{'seconds':>10}{'s/sample':>10}")
     print(f"{'batch-1 loop':<16}{loop_s:>10.2f}{loop_s / args.samples:>10.3f}")
-    print(f"{'batched hooks':<16}{fast_s:>10.2f}{fast_s / args.samples:>10.3f}")
+    print(f"{'batched hooks' + (' bf16' if args.bf16 else ''):<16}{fast_s:>10.2f}{fast_s / args.samples:>10.3f}")
     print(f"speed-up {loop_s / fast_s:.2f}x; max |difference| / max |gradient| = {diff:.2e}")
 
 

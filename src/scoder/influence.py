@@ -27,7 +27,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -50,6 +49,8 @@ class FeatureConfig:
     shard_batches: int = 4  # batches per shard file
     block_rows: int = 65536  # projection rows generated at a time
     projection_cache_mb: int = 1024  # keep the generated blocks in memory up to this size
+    method: str = "batched"  # batched (hooks) | loop (batch 1, the reference)
+    bf16: bool = False  # bfloat16 autocast for the forward/backward (CPUs with AVX512-BF16/AMX, GPUs)
 
 
 # --- model and data ----------------------------------------------------------------------
@@ -101,20 +102,25 @@ def _collate(encoded: Sequence[tuple[list[int], list[int]]], pad_id: int) -> dic
     return {"input_ids": input_ids, "labels": labels, "attention_mask": mask}
 
 
-def per_sample_losses(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Mean next-token cross-entropy over each sample's response tokens; NaN if it has none."""
-    shift_logits = logits[:, :-1, :].float()
-    shift_labels = labels[:, 1:]
-    token_loss = torch.nn.functional.cross_entropy(
-        shift_logits.reshape(-1, shift_logits.shape[-1]), shift_labels.reshape(-1), ignore_index=-100, reduction="none"
-    ).view(shift_labels.shape)
-    counts = (shift_labels != -100).sum(dim=1)
-    return token_loss.sum(dim=1) / counts.clamp(min=1) + torch.where(counts == 0, float("nan"), 0.0)
+def response_losses(model, batch: dict[str, torch.Tensor], bf16: bool = False) -> torch.Tensor:
+    """Mean next-token cross-entropy over each sample's response tokens (NaN if it has none).
+    The output layer runs on response positions only: with a vocabulary of 49K, full logits
+    over the prompt cost more than they tell."""
+    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+    labels = batch["labels"][:, 1:]
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        hidden = inner.get_decoder()(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
+        rows = (labels != -100).nonzero(as_tuple=True)
+        logits = inner.get_output_embeddings()(hidden[:, :-1, :][rows])
+    token_loss = torch.nn.functional.cross_entropy(logits.float(), labels[rows], reduction="none")
+    sums = torch.zeros(labels.shape[0], dtype=token_loss.dtype).index_add(0, rows[0], token_loss)
+    counts = (labels != -100).sum(dim=1)
+    return sums / counts.clamp(min=1) + torch.where(counts == 0, float("nan"), 0.0)
 
 
 # --- per-sample gradients ----------------------------------------------------------------
 
-def batched_gradients(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+def batched_gradients(model, batch: dict[str, torch.Tensor], bf16: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """(per-sample gradients, flattened over the sorted trainable parameters: B x D; losses)."""
     params = trainable_parameters(model)
     by_param = {id(p): name for name, p in params}
@@ -131,28 +137,30 @@ def batched_gradients(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tens
     inputs: dict[str, torch.Tensor] = {}
     out_grads: dict[str, torch.Tensor] = {}
     handles = []
+    def capture(mod, args, out, name):
+        # a tensor hook on the output is far cheaper than a module backward hook
+        inputs[name] = args[0].detach()
+        out.register_hook(lambda grad: out_grads.__setitem__(name, grad.detach()))
+
     for name, module in modules.items():
-        handles.append(module.register_forward_hook(lambda mod, args, out, name=name: inputs.__setitem__(name, args[0].detach())))
-        handles.append(module.register_full_backward_hook(lambda mod, gin, gout, name=name: out_grads.__setitem__(name, gout[0].detach())))
+        handles.append(module.register_forward_hook(lambda mod, args, out, name=name: capture(mod, args, out, name)))
     try:
         model.zero_grad(set_to_none=True)
-        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-        losses = per_sample_losses(logits, batch["labels"])
-        with warnings.catch_warnings():  # the embeddings need no gradient; the hooks only want output gradients
-            warnings.filterwarnings("ignore", message="Full backward hook is firing")
-            torch.nansum(losses).backward()
+        losses = response_losses(model, batch, bf16)
+        # only the hooked output gradients are needed, not the parameters' .grad
+        torch.autograd.backward(torch.nansum(losses), inputs=[p for _, p in params])
     finally:
         for handle in handles:
             handle.remove()
     parts = []
     for name, _ in params:
-        x, dy = inputs[name], out_grads[name]
+        x, dy = inputs[name].float(), out_grads[name].float()
         parts.append(torch.einsum("bto,bti->boi", dy, x).reshape(x.shape[0], -1))
     model.zero_grad(set_to_none=True)
     return torch.cat(parts, dim=1), losses.detach()
 
 
-def loop_gradients(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+def loop_gradients(model, batch: dict[str, torch.Tensor], bf16: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """The same, one sample at a time with autograd (the reference, and the benchmark baseline)."""
     params = trainable_parameters(model)
     rows, losses = [], []
@@ -160,10 +168,9 @@ def loop_gradients(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor,
         length = int(batch["attention_mask"][i].sum())
         one = {k: v[i : i + 1, :length] for k, v in batch.items()}
         model.zero_grad(set_to_none=True)
-        logits = model(input_ids=one["input_ids"], attention_mask=one["attention_mask"]).logits
-        loss = per_sample_losses(logits, one["labels"])[0]
+        loss = response_losses(model, one, bf16)[0]
         loss.backward()
-        rows.append(torch.cat([p.grad.reshape(-1) if p.grad is not None else torch.zeros(p.numel()) for _, p in params]))
+        rows.append(torch.cat([p.grad.reshape(-1).float() if p.grad is not None else torch.zeros(p.numel()) for _, p in params]))
         losses.append(loss.detach())
     model.zero_grad(set_to_none=True)
     return torch.stack(rows), torch.stack(losses)
@@ -231,7 +238,7 @@ def features_complete(out_dir: str | Path, examples: int, config: FeatureConfig)
 
 
 def compute_features(model, tokenizer, examples: Sequence[dict], config: FeatureConfig, out_dir: str | Path,
-                     adam: dict | None = None, shard: tuple[int, int] = (0, 1), method: str = "batched") -> dict:
+                     adam: dict | None = None, shard: tuple[int, int] = (0, 1)) -> dict:
     """Write projected gradient features of `examples` in shard files under `out_dir`;
     shards already written are skipped (resume). `shard=(i, n)` computes shards k with
     k % n == i. With `adam`, candidates get the Adam-aware transform; without, plain
@@ -245,7 +252,9 @@ def compute_features(model, tokenizer, examples: Sequence[dict], config: Feature
     dim = sum(p.numel() for _, p in trainable_parameters(model))
     projection = RademacherProjection(dim, config.proj_dim, config.seed, config.block_rows, config.projection_cache_mb)
     state = flat_adam_state(adam, names) if adam else None
-    gradients = batched_gradients if method == "batched" else loop_gradients
+    if config.method not in ("batched", "loop"):
+        raise ValueError(f"unknown influence.method '{config.method}' (expected batched or loop)")
+    gradients = batched_gradients if config.method == "batched" else loop_gradients
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     batches = [list(range(s, min(s + config.batch_size, len(examples)))) for s in range(0, len(examples), config.batch_size)]
     files = shard_files(out_dir, len(batches), config.shard_batches)
@@ -257,7 +266,7 @@ def compute_features(model, tokenizer, examples: Sequence[dict], config: Feature
         features, losses, ids = [], [], []
         for b in batches[k * config.shard_batches : (k + 1) * config.shard_batches]:
             encoded = [encode_example(tokenizer, examples[i], config.max_length) for i in b]
-            grads, batch_losses = gradients(model, _collate(encoded, pad_id))
+            grads, batch_losses = gradients(model, _collate(encoded, pad_id), config.bf16)
             if state is not None:
                 grads = adam_transform(grads, state[0], state[1], adam["betas"], adam["eps"])
             features.append(projection(grads).numpy())
