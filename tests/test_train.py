@@ -42,3 +42,15 @@ def test_adapter_config_is_written_in_a_canonical_order(tmp_path):
     (tmp_path / "adapter_config.json").write_text(json.dumps({"target_modules": ["v_proj", "q_proj", "k_proj"], "r": 8}))
     _canonical_adapter_config(tmp_path)
     assert json.loads((tmp_path / "adapter_config.json").read_text())["target_modules"] == ["k_proj", "q_proj", "v_proj"]
+
+
+def test_each_checkpoint_reports_the_loss_of_its_own_step(tmp_path):
+    examples = [
+        {"prompt": [{"role": "user", "content": f"Write a function that doubles {i}."}],
+         "completion": [{"role": "assistant", "content": f"def double_{i}(x):\n    return 2 * x"}]}
+        for i in range(4)
+    ]
+    metrics = train_sft(examples, TrainConfig(batch_size=2, num_checkpoints=2, max_length=96, learning_rate=1e-3), tmp_path)
+    assert [c["step"] for c in metrics["checkpoints"]] == [1, 2]
+    assert all(c["loss"] is not None for c in metrics["checkpoints"])
+    assert json.loads((tmp_path / "checkpoint-0" / "adam_state.json").read_text())["train_loss"] == metrics["checkpoints"][0]["loss"]

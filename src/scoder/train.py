@@ -174,10 +174,9 @@ def train_sft(examples: list[dict], config: TrainConfig, out_dir: str | Path) ->
                 tokenizer.save_pretrained(folder)
             tensors, meta = adam_state_by_name(model, optimizer)
             save_file(tensors, str(folder / "adam_state.safetensors"))
-            loss = next((h["loss"] for h in reversed(state.log_history) if "loss" in h), None)
-            meta.update(global_step=state.global_step, train_loss=loss)
+            meta.update(global_step=state.global_step)  # the step's loss is logged after this callback
             (folder / "adam_state.json").write_text(json.dumps(meta, indent=2))
-            saved.append({"checkpoint": index, "step": state.global_step, "loss": loss})
+            saved.append({"checkpoint": index, "step": state.global_step})
 
     args = SFTConfig(
         output_dir=str(out_dir / "_trainer"),
@@ -209,4 +208,12 @@ def train_sft(examples: list[dict], config: TrainConfig, out_dir: str | Path) ->
     trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(examples), processing_class=tokenizer,
                          peft_config=peft_config, callbacks=[SaveCheckpoints()])
     result = trainer.train()
+    # the loss logged at each checkpoint's own step (logging_steps=1), into the metrics and the Adam metadata
+    logged = {h["step"]: h["loss"] for h in trainer.state.log_history if "loss" in h}
+    for entry in saved:
+        entry["loss"] = logged.get(entry["step"])
+        meta_file = out_dir / f"checkpoint-{entry['checkpoint']}" / "adam_state.json"
+        meta = json.loads(meta_file.read_text())
+        meta["train_loss"] = entry["loss"]
+        meta_file.write_text(json.dumps(meta, indent=2))
     return {"examples": len(examples), "steps": total_steps, "checkpoints": saved, "train_loss": result.training_loss}
