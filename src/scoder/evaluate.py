@@ -1,0 +1,113 @@
+"""Run generated solutions through EvalPlus (HumanEval+ / MBPP+) offline, and pass@k.
+
+evalplus reads `HUMANEVAL_OVERRIDE_PATH` / `MBPP_OVERRIDE_PATH` once, at import, so every
+evaluation runs in a fresh interpreter with the variable set. That also contains evalplus'
+habits measured here:
+- a stale results file is silently reused (the work folder is emptied first);
+- `i_just_wanna_run` asks on stdin (stdin is closed and the flag is not used);
+- a non-daemon watchdog thread keeps the process alive about 20 s after the work
+  (the runner exits with os._exit once the results file is written);
+- the samples must cover every task of the problem file (a task subset gets its own
+  problem file, written to the work folder).
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+
+_RUNNER = """
+import json, os, sys
+options = json.loads(sys.argv[1])
+from evalplus.evaluate import evaluate
+evaluate(**options)
+sys.stdout.flush()
+os._exit(0)  # evalplus' watchdog thread would keep the interpreter alive ~20 s more
+"""
+
+_OVERRIDE_ENV = {"humaneval": "HUMANEVAL_OVERRIDE_PATH", "mbpp": "MBPP_OVERRIDE_PATH"}
+
+
+def read_problems(path: str | Path) -> list[dict]:
+    """An evalplus problem file (JSON lines, optionally gzipped), in file order."""
+    path = Path(path)
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle if line.strip()]
+
+
+def write_problem_subset(source: str | Path, task_ids: Sequence[str], dest: str | Path) -> Path:
+    """The problems of `task_ids` only, as a new override file (evalplus wants samples for
+    every task of its file)."""
+    wanted = set(task_ids)
+    problems = [p for p in read_problems(source) if p["task_id"] in wanted]
+    missing = wanted - {p["task_id"] for p in problems}
+    if missing:
+        raise KeyError(f"{source}: no task(s) {sorted(missing)[:5]}")
+    dest = Path(dest)
+    dest.write_text("".join(json.dumps(p) + "\n" for p in problems), encoding="utf-8")
+    return dest
+
+
+def run_evalplus(dataset: str, problems_file: str | Path, solutions: Mapping[str, Sequence[str]], workdir: str | Path,
+                 parallel: int = 2, base_only: bool = False, timeout_s: float = 1800,
+                 min_time_limit: float = 1.0, gt_time_limit_factor: float = 4.0) -> dict[str, list[dict]]:
+    """Evaluate full solutions (prompt + body, already sanitized) for every task of
+    `problems_file`; returns {task_id: [{"base_status", "plus_status"}, ...]} in sample order."""
+    if dataset not in _OVERRIDE_ENV:
+        raise ValueError(f"unknown dataset '{dataset}' (expected humaneval or mbpp)")
+    workdir = Path(workdir)
+    shutil.rmtree(workdir, ignore_errors=True)  # never let evalplus reuse an old results file
+    workdir.mkdir(parents=True)
+    tasks = [p["task_id"] for p in read_problems(problems_file)]
+    absent = [t for t in tasks if not solutions.get(t)]
+    if absent:
+        raise ValueError(f"no solution for {len(absent)} task(s) of {problems_file}, e.g. {absent[:3]}")
+    samples = workdir / "samples.jsonl"
+    with open(samples, "w", encoding="utf-8") as handle:
+        for task in tasks:
+            for solution in solutions[task]:
+                handle.write(json.dumps({"task_id": task, "solution": solution}) + "\n")
+    options = {"dataset": dataset, "samples": str(samples), "parallel": parallel, "base_only": base_only,
+               "min_time_limit": min_time_limit, "gt_time_limit_factor": gt_time_limit_factor}
+    env = {**os.environ, _OVERRIDE_ENV[dataset]: str(Path(problems_file).resolve())}
+    result = subprocess.run([sys.executable, "-c", _RUNNER, json.dumps(options)], env=env, stdin=subprocess.DEVNULL,
+                            capture_output=True, text=True, timeout=timeout_s)
+    results_file = workdir / "samples_eval_results.json"
+    if result.returncode != 0 or not results_file.exists():
+        raise RuntimeError(f"evalplus failed (exit {result.returncode}): {result.stderr[-2000:]}")
+    data = json.loads(results_file.read_text(encoding="utf-8"))
+    return {task: [{"base_status": r["base_status"], "plus_status": r["plus_status"]} for r in rows]
+            for task, rows in data["eval"].items()}
+
+
+def pass_at_k(n: int, c: int, k: int) -> float:
+    """The unbiased estimator 1 - C(n-c, k) / C(n, k) (Chen et al., 2021)."""
+    if n < k:
+        raise ValueError(f"pass@{k} needs at least {k} samples, got {n}")
+    if n - c < k:
+        return 1.0
+    return float(1.0 - np.prod(1.0 - k / np.arange(n - c + 1, n + 1)))
+
+
+def summarize(results: Mapping[str, Sequence[dict]], ks: Sequence[int] = (1,)) -> dict:
+    """Mean pass@k over tasks, on base tests and on base + plus tests."""
+    summary = {"tasks": len(results)}
+    for k in ks:
+        if min(len(rows) for rows in results.values()) < k:
+            continue
+        base = [pass_at_k(len(rows), sum(r["base_status"] == "pass" for r in rows), k) for rows in results.values()]
+        summary[f"base_pass@{k}"] = round(float(np.mean(base)), 6)
+        if all(r["plus_status"] is not None for rows in results.values() for r in rows):
+            plus = [pass_at_k(len(rows), sum(r["base_status"] == r["plus_status"] == "pass" for r in rows), k)
+                    for rows in results.values()]
+            summary[f"plus_pass@{k}"] = round(float(np.mean(plus)), 6)
+    return summary

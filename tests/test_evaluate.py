@@ -1,0 +1,51 @@
+"""EvalPlus through scoder.evaluate on the shared HumanEval+ / MBPP+ files: known-correct and
+known-wrong solutions get exactly the expected verdicts."""
+
+import math
+
+import pytest
+
+from scoder.evaluate import pass_at_k, read_problems, run_evalplus, summarize, write_problem_subset
+
+
+def test_pass_at_k_is_the_unbiased_estimator():
+    assert pass_at_k(10, 0, 1) == 0.0 and pass_at_k(10, 10, 5) == 1.0
+    assert pass_at_k(10, 3, 1) == pytest.approx(0.3)
+    assert pass_at_k(10, 3, 5) == pytest.approx(1 - math.comb(7, 5) / math.comb(10, 5))
+    with pytest.raises(ValueError, match="at least 5"):
+        pass_at_k(3, 1, 5)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("dataset, filename, tasks", [
+    ("humaneval", "HumanEvalPlus-v0.1.10.jsonl.gz", ["HumanEval/0", "HumanEval/2", "HumanEval/4"]),
+    ("mbpp", "MbppPlus-v0.2.1.jsonl.gz", ["Mbpp/2", "Mbpp/3"]),
+])
+def test_known_correct_and_wrong_solutions(dataset, filename, tasks, shared_data, tmp_path):
+    subset = write_problem_subset(shared_data / "benchmarks" / filename, tasks, tmp_path / "problems.jsonl")
+    problems = {p["task_id"]: p for p in read_problems(subset)}
+    solutions = {}
+    for task, problem in problems.items():
+        correct = problem["prompt"] + problem["canonical_solution"]
+        wrong = problem["prompt"] + "\n    return None\n" if dataset == "humaneval" else f"def {problem['entry_point']}(*args):\n    return None\n"
+        solutions[task] = [correct, wrong]
+    results = run_evalplus(dataset, subset, solutions, tmp_path / "work")
+    assert sorted(results) == sorted(tasks)
+    for task, (right, bad) in results.items():
+        assert right == {"base_status": "pass", "plus_status": "pass"}, task
+        assert bad["base_status"] == "fail", task
+    summary = summarize(results, ks=(1, 2))
+    assert summary == {"tasks": len(tasks), "base_pass@1": 0.5, "plus_pass@1": 0.5, "base_pass@2": 1.0, "plus_pass@2": 1.0}
+    # a rerun in the same folder starts clean instead of reusing the old results file
+    solutions = {task: [pair[1]] for task, pair in solutions.items()}
+    again = run_evalplus(dataset, subset, solutions, tmp_path / "work")
+    assert all(rows == [{"base_status": "fail", "plus_status": "fail"}] for rows in again.values())
+
+
+def test_every_task_needs_a_solution(shared_data, tmp_path):
+    subset = write_problem_subset(shared_data / "benchmarks" / "HumanEvalPlus-v0.1.10.jsonl.gz", ["HumanEval/0", "HumanEval/1"],
+                                  tmp_path / "p.jsonl")
+    with pytest.raises(ValueError, match="no solution for 1 task"):
+        run_evalplus("humaneval", subset, {"HumanEval/0": ["def f(): pass"]}, tmp_path / "work")
+    with pytest.raises(KeyError, match="HumanEval/999"):
+        write_problem_subset(shared_data / "benchmarks" / "HumanEvalPlus-v0.1.10.jsonl.gz", ["HumanEval/999"], tmp_path / "q.jsonl")
