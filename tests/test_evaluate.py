@@ -49,3 +49,16 @@ def test_every_task_needs_a_solution(shared_data, tmp_path):
         run_evalplus("humaneval", subset, {"HumanEval/0": ["def f(): pass"]}, tmp_path / "work")
     with pytest.raises(KeyError, match="HumanEval/999"):
         write_problem_subset(shared_data / "benchmarks" / "HumanEvalPlus-v0.1.10.jsonl.gz", ["HumanEval/999"], tmp_path / "q.jsonl")
+
+
+@pytest.mark.slow
+def test_canonical_solutions_are_likelier_than_scrambled_ones(shared_data):
+    from scoder.evaluate import solution_nll
+    from scoder.llm.base import LLMConfig, load_llm
+
+    problems = read_problems(shared_data / "benchmarks" / "HumanEvalPlus-v0.1.10.jsonl.gz")[:3]
+    scrambled = [{**p, "canonical_solution": " ".join(reversed(p["canonical_solution"].split()))} for p in problems]
+    llm = load_llm(LLMConfig(model="smollm2", use_cache=False))
+    real, noise = solution_nll(llm, problems, batch_size=2), solution_nll(llm, scrambled, batch_size=2)
+    assert all(0 < r < n for r, n in zip(real, noise)), (real, noise)
+    assert solution_nll(llm, problems[:1])[0] == pytest.approx(real[0], abs=1e-4)  # batching does not change it
