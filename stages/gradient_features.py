@@ -77,15 +77,20 @@ def main() -> None:
             save_target(args.target, target_direction(features))
         else:
             target = np.load(args.target)
-            scores = dict(zip(ids, influence_scores(features, target).tolist()))
+            # a sample whose prompt fills max_length has no response token: no loss, no gradient, no influence
+            usable = ~np.isnan(losses)
+            scores = dict(zip([i for i, u in zip(ids, usable) if u], influence_scores(features[usable], target).tolist()))
             loss_by_id = dict(zip(ids, losses.tolist()))
+            metrics["no_response_tokens"] = int((~usable).sum())
             out = []
             for record in records:
                 value = scores.get(str(record.get("id")))
                 out.append({**record, "influence": None if value is None else round(value, 8),
                             "reference_loss": None if value is None else round(loss_by_id[str(record["id"])], 6)})
             write_jsonl(args.scores, out)
-            values = np.array([v for v in scores.values()])
+            if not scores:
+                raise SystemExit(f"{args.data}: no candidate has a response token within influence.max_length")
+            values = np.array(list(scores.values()))
             metrics.update(round=args.round, influence_mean=round(float(values.mean()), 6), influence_min=round(float(values.min()), 6),
                            influence_max=round(float(values.max()), 6))
         write_json(args.metrics, metrics)

@@ -49,12 +49,13 @@ def main() -> None:
                 "base_model": config.model,
                 "method": config.method,
                 "data": args.data,
-                "examples": len(examples),
+                "examples": result["examples"],
                 "checkpoints": [f"checkpoint-{c['checkpoint']}" for c in result["checkpoints"]],
                 "steps": [c["step"] for c in result["checkpoints"]],
             }
             (partial / "synthesizer.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-        metrics = {"samples": len(records), "examples": len(examples), "skipped": skipped, "steps": result["steps"],
+        metrics = {"samples": len(records), "examples": result["examples"], "dropped_too_long": result["dropped_too_long"],
+                   "skipped": skipped, "steps": result["steps"],
                    "train_loss": round(result["train_loss"], 6),
                    "checkpoint_loss": {str(c["checkpoint"]): c["loss"] for c in result["checkpoints"]},
                    "checkpoints": len(result["checkpoints"])}

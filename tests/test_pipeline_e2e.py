@@ -43,10 +43,10 @@ def project(repo_root, tmp_path_factory):
     params["categorize"]["per_category"] = 1
     params["categorize"]["quality"]["batch_size"] = 1
     params["distill"]["sampling"]["max_tokens"] = 48  # answers get truncated: parse failures are counted
-    params["train"].update(max_length=256, batch_size=1)  # 2 selected samples still make M=2 steps
+    params["train"].update(batch_size=1)  # 2 selected samples still make M=2 steps
     params["rounds"] = {"1": {"previous": "0", "snippets": 3, "select": 2}, "2": {"previous": "1", "snippets": 2, "select": 1}}
-    params["reference"].update(max_length=256, max_examples=4)
-    params["influence"].update(proj_dim=64, max_length=256, max_dp=4)
+    params["reference"].update(max_examples=4)
+    params["influence"].update(proj_dim=64, max_dp=4)
     params["sample"]["sampling"].update(n=1, max_tokens=32)
     params["score"]["max_chars"] = 400
     (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
@@ -117,7 +117,7 @@ def test_distill_and_cost_ledger_offline(project):
 
     # train@0 -> sample@1 -> score@1
     train = metrics(project, "train/0")
-    assert train["examples"] == len(seeds) and train["checkpoints"] == 2
+    assert train["examples"] + train["dropped_too_long"] == len(seeds) and train["checkpoints"] == 2
     manifest = json.loads((project / "data/synthesizer/0/synthesizer.json").read_text())
     assert manifest["checkpoints"] == ["checkpoint-0", "checkpoint-1"]
     assert all((project / "data/synthesizer/0" / c / "adam_state.safetensors").exists() for c in manifest["checkpoints"])

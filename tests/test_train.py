@@ -54,3 +54,19 @@ def test_each_checkpoint_reports_the_loss_of_its_own_step(tmp_path):
     assert [c["step"] for c in metrics["checkpoints"]] == [1, 2]
     assert all(c["loss"] is not None for c in metrics["checkpoints"])
     assert json.loads((tmp_path / "checkpoint-0" / "adam_state.json").read_text())["train_loss"] == metrics["checkpoints"][0]["loss"]
+
+
+def test_examples_whose_prompt_fills_max_length_are_dropped_and_counted():
+    from transformers import AutoTokenizer
+
+    from scoder.models import resolve
+    from scoder.train import fit_to_length
+
+    resolved = resolve("smollm2")
+    tokenizer = AutoTokenizer.from_pretrained(resolved.path, gguf_file=resolved.gguf_file)
+    short = {"prompt": [{"role": "user", "content": "Add."}], "completion": [{"role": "assistant", "content": "x + 1"}]}
+    long = {"prompt": [{"role": "user", "content": "word " * 400}], "completion": [{"role": "assistant", "content": "ok"}]}
+    kept, dropped = fit_to_length([short, long, short], tokenizer, 128)
+    assert kept == [short, short] and dropped == 1
+    with pytest.raises(ValueError, match="max_length=128"):
+        fit_to_length([long], tokenizer, 128)

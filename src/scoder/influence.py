@@ -297,7 +297,8 @@ def load_features(out_dir: str | Path, expected: int | None = None) -> tuple[np.
 
 
 def target_direction(dp_features: np.ndarray) -> np.ndarray:
-    """Mean of the normalized projected D_p gradients (see the module docstring)."""
+    """Mean of the normalized projected D_p gradients (see the module docstring); samples
+    without response tokens (zero gradient) are left out."""
     norms = np.linalg.norm(dp_features, axis=1, keepdims=True)
     usable = norms[:, 0] > 0
     if not usable.any():

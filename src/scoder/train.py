@@ -144,6 +144,23 @@ def _canonical_adapter_config(folder: Path) -> None:
     path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
+def fit_to_length(examples: list[dict], tokenizer, max_length: int) -> tuple[list[dict], int]:
+    """Drop, and count, examples whose prompt alone fills `max_length`: truncation would leave
+    no response token, and TRL would drop them silently while the step count assumed them."""
+    kept = []
+    for example in examples:
+        prompt = tokenizer.apply_chat_template(example["prompt"], add_generation_prompt=True, tokenize=False)
+        if len(tokenizer(prompt, add_special_tokens=False)["input_ids"]) < max_length - 1:
+            kept.append(example)
+    dropped = len(examples) - len(kept)
+    if dropped:
+        log.warning("%d of %d examples have a prompt of %d tokens or more and are not trained on (raise max_length)",
+                    dropped, len(examples), max_length - 1)
+    if not kept:
+        raise ValueError(f"every prompt is longer than max_length={max_length}: nothing to train on")
+    return kept, dropped
+
+
 def train_sft(examples: list[dict], config: TrainConfig, out_dir: str | Path) -> dict:
     """Train on prompt-completion examples; returns metrics and writes checkpoint-<k>/ folders."""
     from datasets import Dataset
@@ -157,6 +174,7 @@ def train_sft(examples: list[dict], config: TrainConfig, out_dir: str | Path) ->
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     model, tokenizer = load_trainable_model(config.model)
+    examples, too_long = fit_to_length(examples, tokenizer, config.max_length)
     steps_per_epoch = math.ceil(len(examples) / (config.batch_size * config.grad_accum))
     total_steps = max(1, math.ceil(steps_per_epoch * config.epochs))
     save_at = checkpoint_steps(total_steps, config.num_checkpoints)
@@ -216,4 +234,5 @@ def train_sft(examples: list[dict], config: TrainConfig, out_dir: str | Path) ->
         meta = json.loads(meta_file.read_text())
         meta["train_loss"] = entry["loss"]
         meta_file.write_text(json.dumps(meta, indent=2))
-    return {"examples": len(examples), "steps": total_steps, "checkpoints": saved, "train_loss": result.training_loss}
+    return {"examples": len(examples), "dropped_too_long": too_long, "steps": total_steps, "checkpoints": saved,
+            "train_loss": result.training_loss}
