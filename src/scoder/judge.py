@@ -166,7 +166,8 @@ def pick_best(scored: Sequence[dict], require_exec_ok: bool) -> list[dict]:
     return sorted(best, key=lambda r: r["snippet_id"])
 
 
-def _distribution(values: list[float]) -> dict:
+def distribution(values: Sequence[float]) -> dict:
+    """count, mean and quartiles of a list of numbers (metrics of scores and influences)."""
     if not values:
         return {"count": 0}
     a = np.asarray(values, dtype=float)
@@ -195,11 +196,11 @@ def score_metrics(scored: Sequence[dict], best: Sequence[dict], config: ScoreCon
         "score_parse_ok": parse_ok,
         "score_parse_rate": round(parse_ok / len(attempted), 6) if attempted else 0.0,
         "score_failures": dict(sorted(Counter(r["score_reason"] for r in attempted if not r["score_parse_ok"]).items())),
-        "score_by_checkpoint": {k: _distribution(v) for k, v in sorted(by_checkpoint.items())},
+        "score_by_checkpoint": {k: distribution(v) for k, v in sorted(by_checkpoint.items())},
         "snippets": len(snippets),
         "best": len(best),
         "best_share_by_checkpoint": {k: round(v / len(best), 4) for k, v in sorted(best_by_checkpoint.items())} if best else {},
-        "best_score": _distribution([r["score"] for r in best]),
+        "best_score": distribution([r["score"] for r in best]),
         "best_unparsed": sum(not r["parse_ok"] for r in best),
         # the mean aspect vector of the kept data: x-bar of eq. 2 for fitting the weights
         "best_mean_aspects": {a: round(float(np.mean([r["aspects"][a] for r in best])), 4) for a in SCORING_ASPECTS} if best else {},

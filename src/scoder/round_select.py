@@ -11,6 +11,8 @@ from typing import Sequence
 
 import numpy as np
 
+from .judge import distribution
+
 METHODS = {"influence": "influence", "score_only": "score", "ppl_low": "reference_loss", "ppl_high": "reference_loss", "random": None}
 
 
@@ -18,15 +20,6 @@ METHODS = {"influence": "influence", "score_only": "score", "ppl_low": "referenc
 class RoundSelectConfig:
     method: str = "influence"  # influence | random | ppl_low | ppl_high | score_only
     seed: int = 1234
-
-
-def _distribution(values: Sequence[float]) -> dict:
-    if not len(values):
-        return {"count": 0}
-    a = np.asarray(values, dtype=float)
-    q = np.percentile(a, [0, 25, 50, 75, 100])
-    return {"count": len(a), "mean": round(float(a.mean()), 6), "min": round(float(q[0]), 6), "p25": round(float(q[1]), 6),
-            "median": round(float(q[2]), 6), "p75": round(float(q[3]), 6), "max": round(float(q[4]), 6)}
 
 
 def select_round(records: Sequence[dict], size: int, config: RoundSelectConfig) -> tuple[list[dict], dict]:
@@ -50,9 +43,9 @@ def select_round(records: Sequence[dict], size: int, config: RoundSelectConfig) 
         "available": len(records),
         "usable": len(usable),
         "selected": len(chosen),
-        "influence_all": _distribution(influences),
-        "influence_selected": _distribution([r["influence"] for r in chosen if r.get("influence") is not None]),
-        "score_selected": _distribution([r["score"] for r in chosen if r.get("score") is not None]),
+        "influence_all": distribution(influences),
+        "influence_selected": distribution([r["influence"] for r in chosen if r.get("influence") is not None]),
+        "score_selected": distribution([r["score"] for r in chosen if r.get("score") is not None]),
         "selected_parse_ok": sum(bool(r.get("parse_ok")) for r in chosen),
         "selected_by_checkpoint": dict(sorted(Counter(str(r.get("checkpoint", 0)) for r in chosen).items())),
     }
