@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
 
 from scoder.stage import load_section, quiet_threads, setup_logging, stage_parser
 
@@ -34,7 +33,6 @@ def main() -> None:
         records = read_jsonl(args.data)
         with atomic_dir(args.out_dir) as partial:
             metrics = distill_scorer(records, config, partial)
-            shutil.rmtree(partial / "_trainer", ignore_errors=True)
             (partial / "scorer.json").write_text(json.dumps({"base_model": config.train.model, "adapter": "checkpoint-0"}, indent=2) + "\n")
         write_json(args.metrics, metrics)
         run.log_metrics(metrics)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
 
 from scoder.stage import load_section, quiet_threads, setup_logging, stage_parser
 
@@ -43,7 +42,6 @@ def main() -> None:
                  args.key, config.model, len(examples), len(records), skipped or "none skipped", config.num_checkpoints)
         with atomic_dir(args.out_dir) as partial:
             result = train_sft(examples, config, partial)
-            shutil.rmtree(partial / "_trainer", ignore_errors=True)
             manifest = {
                 "key": args.key,
                 "base_model": config.model,

@@ -118,28 +118,11 @@ def solution_nll(llm, problems: Sequence[dict], batch_size: int = 4, max_length:
     prompt (plain completion, no chat template), under a transformers model (`llm.model`,
     `llm.tokenizer` of TransformersLLM, adapter included). A dense signal for small models,
     whose pass@1 barely moves."""
-    import torch
+    from .select.baselines import response_nll
 
-    tokenizer, model = llm.tokenizer, llm.model
     values: list[float] = []
     for start in range(0, len(problems), batch_size):
-        rows = []
-        for problem in problems[start : start + batch_size]:
-            prompt_ids = tokenizer(problem["prompt"], add_special_tokens=False)["input_ids"]
-            solution_ids = tokenizer(problem["canonical_solution"], add_special_tokens=False)["input_ids"]
-            ids = (prompt_ids + solution_ids)[-max_length:]
-            labels = ([-100] * len(prompt_ids) + solution_ids)[-max_length:]
-            rows.append((ids, labels))
-        width = max(len(ids) for ids, _ in rows)
-        pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-        input_ids = torch.tensor([ids + [pad] * (width - len(ids)) for ids, _ in rows])
-        labels = torch.tensor([lab + [-100] * (width - len(lab)) for _, lab in rows])
-        mask = torch.tensor([[1] * len(ids) + [0] * (width - len(ids)) for ids, _ in rows])
-        with torch.inference_mode():
-            logits = model(input_ids=input_ids, attention_mask=mask).logits[:, :-1, :].float()
-        target = labels[:, 1:]
-        token_nll = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), target.reshape(-1),
-                                                      ignore_index=-100, reduction="none").view(target.shape)
-        counts = (target != -100).sum(dim=1).clamp(min=1)
-        values.extend((token_nll.sum(dim=1) / counts).tolist())
+        chunk = problems[start : start + batch_size]
+        values.extend(response_nll(llm.model, llm.tokenizer, [p["prompt"] for p in chunk],
+                                   [p["prompt"] + p["canonical_solution"] for p in chunk], max_length))
     return values

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -226,6 +227,7 @@ def train_sft(examples: list[dict], config: TrainConfig, out_dir: str | Path) ->
     trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(examples), processing_class=tokenizer,
                          peft_config=peft_config, callbacks=[SaveCheckpoints()])
     result = trainer.train()
+    shutil.rmtree(out_dir / "_trainer", ignore_errors=True)  # the Trainer's scratch folder; checkpoints are ours
     # the loss logged at each checkpoint's own step (logging_steps=1), into the metrics and the Adam metadata
     logged = {h["step"]: h["loss"] for h in trainer.state.log_history if "loss" in h}
     for entry in saved:

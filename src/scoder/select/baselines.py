@@ -43,12 +43,13 @@ def response_losses(llm, instructions: Sequence[str], responses: Sequence[str], 
                 prompt = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
                 prompts.append(prompt)
                 fulls.append(prompt + response)
-            out.extend(_mean_nll(model, tokenizer, prompts, fulls, max_length))
+            out.extend(response_nll(model, tokenizer, prompts, fulls, max_length))
     return np.array(conditioned), np.array(unconditioned)
 
 
 @torch.inference_mode()
-def _mean_nll(model, tokenizer, prompts: list[str], fulls: list[str], max_length: int) -> list[float]:
+def response_nll(model, tokenizer, prompts: list[str], fulls: list[str], max_length: int) -> list[float]:
+    """Mean token NLL of each `fulls[i]` after its prefix `prompts[i]` (NaN if nothing is left)."""
     previous_side, tokenizer.padding_side = tokenizer.padding_side, "right"  # scores read left to right
     try:
         batch = tokenizer(fulls, return_tensors="pt", padding=True, truncation=True, max_length=max_length, add_special_tokens=False)
