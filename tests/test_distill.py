@@ -117,3 +117,34 @@ def test_cost_summary_reports_savings():
     assert summary["synthesized_samples"] == 90  # classifier calls are not synthesized samples
     assert summary["all_from_teacher_cost_usd"] == 1.0 and summary["saved_vs_all_from_teacher_usd"] == 0.9
     assert summary["by_role"]["quality_classifier"]["tokens_in"] == 9000
+
+
+def test_guided_generation_assembles_the_two_section_format():
+    """Template-guided synthesis: a problem continued from the prefilled header (cut at a
+    solution header the model writes itself), then code continued from the prefilled fence."""
+    from scoder.llm.base import Completion
+
+    class Scripted:
+        def __init__(self):
+            self.calls = []
+
+        def generate(self, prompts, params):
+            self.calls.append((prompts, params))
+            if len(self.calls) == 1:  # problems: n per prompt
+                assert all(p[-1]["content"] == "[Problem Description]\nWrite a Python function" for p in prompts)
+                texts = [[" that adds one.\n\n**Solution**\nblah", " that doubles. It must"], [" that halves."] * 2]
+                return [Completion(texts=t, prompt_tokens=10, completion_tokens=[4, 6], finish_reasons=["stop", "length"])
+                        for t in texts[: len(prompts)]]
+            assert params.n == 1 and params.stop == ["```"] and len(prompts) == 4
+            return [Completion(texts=[f"def f(x):\n    return x + {i}\n"], prompt_tokens=20, completion_tokens=[8],
+                               finish_reasons=["stop" if i else "length"]) for i in range(len(prompts))]
+
+    llm = Scripted()
+    config = DistillConfig(sampling=SamplingParams(n=2, max_tokens=64), guided_problem_tokens=32)
+    records, metrics = synthesize_samples(llm, seeds(2), config, "guided")
+    first_prompt = llm.calls[1][0][0]
+    assert first_prompt[-1]["content"] == "[Problem Description]\nWrite a Python function that adds one.\n\n[Solution]\n```python\n"
+    assert records[1]["problem"] == "Write a Python function that doubles."  # cut by its budget: last whole sentence
+    assert records[1]["parse_ok"] and records[1]["code"] == "def f(x):\n    return x + 1"
+    assert records[0]["reason"] == "truncated" and records[0]["finish_reason"] == "length"  # the code hit max_tokens
+    assert metrics["parse_ok"] == 3 and records[0]["tokens"] == {"prompt": 50, "completion": 12}  # 10 + two code prompts of 20

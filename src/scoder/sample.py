@@ -29,6 +29,8 @@ class SampleConfig:
     multi_checkpoint: bool = True  # false: all M*N samples from the last checkpoint (ablation)
     chunk_size: int = 8
     include_imports: bool = True
+    guided_problem_tokens: int = 0  # >0: template-guided synthesis (see DistillConfig)
+    guided_problem_lead: str = "Write a Python function"
 
 
 @dataclass
@@ -104,6 +106,8 @@ def sample_candidates(synthesizer: dict, snippets: Sequence[dict], config: Sampl
             sampling=replace(config.sampling, n=n, seed=config.sampling.seed + 1000 * index),
             chunk_size=config.chunk_size,
             include_imports=config.include_imports,
+            guided_problem_tokens=config.guided_problem_tokens,
+            guided_problem_lead=config.guided_problem_lead,
         )
         name = f"round{round_key}/checkpoint-{index}"
         rows, metrics = synthesize_samples(llm, snippets, distill_config, name, desc=f"sample round {round_key} ckpt {index}")

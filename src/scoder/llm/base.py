@@ -12,6 +12,20 @@ if TYPE_CHECKING:
 Messages = list[dict[str, str]]  # chat messages: [{"role": ..., "content": ...}]
 
 
+def is_prefilled(messages: Messages) -> bool:
+    """A conversation ending in an assistant message asks the model to continue that message
+    (prefill): the answer starts with the given text, as evalplus' chat prompts and the
+    template-guided synthesis do."""
+    return bool(messages) and messages[-1].get("role") == "assistant"
+
+
+def cut_at_stop(text: str, stop: Sequence[str]) -> tuple[str, bool]:
+    """`text` up to the first stop string (excluded), as OpenAI-style servers return it, and
+    whether one was found."""
+    cuts = [i for i in (text.find(s) for s in stop if s) if i >= 0]
+    return (text[: min(cuts)], True) if cuts else (text, False)
+
+
 @dataclass
 class SamplingParams:
     n: int = 1

@@ -23,7 +23,7 @@ from typing import Any, Sequence
 import requests
 
 from ..cache import ResponseCache, cache_key
-from .base import Completion, LLMConfig, Messages, SamplingParams
+from .base import Completion, LLMConfig, Messages, SamplingParams, is_prefilled
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +117,10 @@ class OpenAICompatibleLLM:
     def generate(self, prompts: Sequence[Messages], params: SamplingParams) -> list[Completion]:
         # one request per sample (n=1 each): each is cached on its own, and servers that
         # ignore `n` or bill it differently behave the same
+        if any(is_prefilled(p) for p in prompts):
+            # the chat completions API has no portable "continue this assistant message"
+            raise ValueError("the openai backend cannot continue a prefilled assistant message "
+                             "(template-guided synthesis, evalplus chat prompts): use transformers or vllm")
         jobs = [(p, j) for p in range(len(prompts)) for j in range(params.n)]
         pool = ThreadPoolExecutor(max_workers=max(1, self.config.max_concurrency))
         futures = [pool.submit(self._sample, list(prompts[p]), params, j) for p, j in jobs]

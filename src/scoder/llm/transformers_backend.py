@@ -10,7 +10,7 @@ import torch
 
 from ..cache import ResponseCache, cache_key, folder_digest
 from ..models import resolve
-from .base import Completion, LLMConfig, Messages, SamplingParams
+from .base import Completion, LLMConfig, Messages, SamplingParams, cut_at_stop, is_prefilled
 
 log = logging.getLogger(__name__)
 
@@ -48,11 +48,14 @@ class TransformersLLM:
             "max_input_tokens": config.max_input_tokens,
         }
 
+    def chat_text(self, messages: Messages) -> str:
+        """The prompt text of a conversation; a final assistant message is continued."""
+        if is_prefilled(messages):
+            return self.tokenizer.apply_chat_template(list(messages), continue_final_message=True, tokenize=False)
+        return self.tokenizer.apply_chat_template(list(messages), add_generation_prompt=True, tokenize=False)
+
     def _encode(self, prompts: Sequence[Messages]) -> dict[str, torch.Tensor]:
-        texts = [
-            self.tokenizer.apply_chat_template(list(m), add_generation_prompt=True, tokenize=False)
-            for m in prompts
-        ]
+        texts = [self.chat_text(m) for m in prompts]
         return self.tokenizer(
             texts,
             return_tensors="pt",
@@ -101,8 +104,7 @@ class TransformersLLM:
             if self.cache is not None and (hit := self.cache.get(key)) is not None:
                 rows.append(hit)
                 continue
-            text = self.tokenizer.apply_chat_template(list(messages), add_generation_prompt=True, tokenize=False)
-            ids = self.tokenizer(text + parts[0], return_tensors="pt", truncation=True,
+            ids = self.tokenizer(self.chat_text(messages) + parts[0], return_tensors="pt", truncation=True,
                                  max_length=self.config.max_input_tokens, add_special_tokens=False)["input_ids"]
             self.usage["calls"] += 1
             self.usage["prompt_tokens"] += int(ids.shape[1])
@@ -170,9 +172,11 @@ class TransformersLLM:
                 ended = (row == eos).nonzero()
                 # everything after the first end-of-sequence token is padding
                 length = int(ended[0]) + 1 if len(ended) else int(row.shape[0])
-                texts.append(self.tokenizer.decode(row[:length], skip_special_tokens=True))
+                # generation halts on the token that completes a stop string; the text ends before it
+                text, stopped = cut_at_stop(self.tokenizer.decode(row[:length], skip_special_tokens=True), params.stop)
+                texts.append(text)
                 counts.append(length)
-                reasons.append("stop" if len(ended) else "length")
+                reasons.append("stop" if len(ended) or stopped else "length")
             results.append(
                 Completion(
                     texts=texts,

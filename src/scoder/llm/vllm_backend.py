@@ -12,7 +12,7 @@ from typing import Sequence
 
 from ..cache import ResponseCache, cache_key, folder_digest
 from ..models import resolve
-from .base import Completion, LLMConfig, Messages, SamplingParams
+from .base import Completion, LLMConfig, Messages, SamplingParams, is_prefilled
 
 
 class VLLMBackend:
@@ -59,7 +59,12 @@ class VLLMBackend:
         key = cache_key(self.identity, [list(p) for p in prompts], dataclasses.asdict(params))
         if self.cache is not None and (hit := self.cache.get(key)) is not None:
             return [Completion(**{**c, "cached": True}) for c in hit]
-        outputs = self.engine.chat([list(p) for p in prompts], self._sampling(params), lora_request=self.lora, use_tqdm=True)
+        prefilled = [is_prefilled(p) for p in prompts]
+        if any(prefilled) and not all(prefilled):
+            raise ValueError("vllm backend: a batch must be all prefilled (ending in an assistant message) or none")
+        continuation = {"continue_final_message": True, "add_generation_prompt": False} if any(prefilled) else {}
+        outputs = self.engine.chat([list(p) for p in prompts], self._sampling(params), lora_request=self.lora,
+                                   use_tqdm=True, **continuation)
         results = [
             Completion(
                 texts=[o.text for o in out.outputs],
