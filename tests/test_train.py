@@ -70,3 +70,40 @@ def test_examples_whose_prompt_fills_max_length_are_dropped_and_counted():
     assert kept == [short, short] and dropped == 1
     with pytest.raises(ValueError, match="max_length=128"):
         fit_to_length([long], tokenizer, 128)
+
+
+def test_instruction_examples_merge_alpaca_input_and_name_bad_records():
+    from scoder.train import instruction_examples
+
+    records = [{"instruction": "Sort the list.", "input": "[3, 1]", "output": "sorted(x)"},
+               {"instruction": "Say hi.", "input": "", "response": "print('hi')"}]
+    examples = instruction_examples(records, ["instruction"], ["response", "output"], "data.json")
+    assert examples[0]["prompt"][0]["content"] == "Sort the list.\n\n[3, 1]"
+    assert examples[1]["completion"][0]["content"] == "print('hi')"
+    with pytest.raises(ValueError, match=r"data.json: record 2: .*none of the text fields \['output'\]"):
+        instruction_examples(records, ["instruction"], ["output"], "data.json")
+
+
+def test_two_phases_train_one_adapter_on(tmp_path, shared_data):
+    """Phase 1 on a general instruction set, phase 2 goes on from its adapter (not a new one)."""
+    from scoder.io import read_records
+    from scoder.train import PhaseConfig, ScoderTrainConfig, instruction_examples, train_two_phase
+
+    general = instruction_examples(read_records(shared_data / "instructions" / "evol-codealpaca-2k-1.json"),
+                                   ["instruction"], ["output"], "evol", max_examples=2)
+    synthesized = [{"prompt": [{"role": "user", "content": f"Write a function that adds {i}."}],
+                    "completion": [{"role": "assistant", "content": f"def add(x):\n    return x + {i}"}]} for i in range(2)]
+    config = ScoderTrainConfig(phase1=PhaseConfig(epochs=1, learning_rate=1e-3), phase2=PhaseConfig(epochs=1, learning_rate=1e-3),
+                               max_length=256)
+    result = train_two_phase({"phase1": general, "phase2": synthesized}, config, tmp_path)
+    assert result["final"] == {"base_model": "smollm2", "method": "lora", "model": "smollm2", "adapter": "phase2/checkpoint-0"}
+    assert result["phases"]["phase1"]["examples"] + result["phases"]["phase1"]["dropped_too_long"] == 2
+    one = load_file(str(tmp_path / "phase1/checkpoint-0/adapter_model.safetensors"))
+    two = load_file(str(tmp_path / "phase2/checkpoint-0/adapter_model.safetensors"))
+    assert one.keys() == two.keys() and any(not one[k].equal(two[k]) for k in one)
+    # lora_B starts at zero in a fresh adapter; after one phase-2 step from zero it would be tiny,
+    # from phase 1's adapter it keeps that adapter's size
+    b = [k for k in one if "lora_B" in k][0]
+    assert (two[b] - one[b]).abs().max() < one[b].abs().max()
+    skipped = train_two_phase({"phase2": synthesized}, config, tmp_path / "only2")
+    assert skipped["phases"]["phase1"] == {"skipped": True} and skipped["final"]["adapter"] == "phase2/checkpoint-0"

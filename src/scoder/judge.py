@@ -78,19 +78,19 @@ def forced_aspects(llm: LLM, prompts: list, reasons: Sequence[str], expected: bo
     return rows
 
 
-def execution_check(candidates: Sequence[dict], config: ScoreConfig) -> list[dict]:
+def execution_check(candidates: Sequence[dict], sandbox: SandboxConfig, workers: int = 2) -> list[dict]:
     """Run each candidate's code in the sandbox; code-less candidates are not run."""
 
     def check(candidate: dict) -> dict:
         code = candidate.get("code") or ""
         if not code.strip():
             return {"exec_ok": False, "exec_reason": "no_code"}
-        result = run_untrusted(code, config.sandbox)
+        result = run_untrusted(code, sandbox)
         reason = "ok" if result.exec_ok else ("timeout" if result.timed_out else f"exit_{result.returncode}")
         return {"exec_ok": result.exec_ok, "exec_reason": reason, "exec_seconds": result.seconds,
                 "exec_stderr_tail": result.stderr[-300:], "exec_isolation": result.isolation}
 
-    with ThreadPoolExecutor(max_workers=max(1, config.exec_workers)) as pool:
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         return list(tqdm(pool.map(check, candidates), total=len(candidates), desc="execution check", unit="candidate"))
 
 
@@ -141,7 +141,7 @@ def score_candidates(llm: LLM, candidates: Sequence[dict], config: ScoreConfig) 
             progress.update(len(chunk))
 
     if config.execution != "off":
-        for record, result in zip(scored, execution_check(scored, config)):
+        for record, result in zip(scored, execution_check(scored, config.sandbox, config.exec_workers)):
             record.update(result)
     for record in scored:
         if record["aspects"] is None:

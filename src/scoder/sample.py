@@ -58,12 +58,18 @@ def _rank(seed: int, snippet_id: str) -> str:
     return hashlib.sha256(f"{seed}:{snippet_id}".encode()).hexdigest()
 
 
+def seeded_order(pool: Sequence[dict], exclude_ids: set[str], seed: int) -> list[dict]:
+    """The pool minus `exclude_ids` in a fixed seeded order that does not depend on the pool's
+    file order; rounds and the final synthesis take consecutive slices of it."""
+    return sorted((s for s in pool if s["id"] not in exclude_ids), key=lambda s: _rank(seed, s["id"]))
+
+
 def round_snippets(pool: Sequence[dict], exclude_ids: set[str], rounds: dict[str, RoundSpec], key: str, seed: int) -> list[dict]:
     """The pool snippets of round `key`: a seeded order of the pool minus `exclude_ids`,
     sliced after the snippets of the rounds whose keys sort before it."""
     if key not in rounds:
         raise KeyError(f"round '{key}' is not in params 'rounds' ({', '.join(rounds) or 'none'})")
-    order = sorted((s for s in pool if s["id"] not in exclude_ids), key=lambda s: _rank(seed, s["id"]))
+    order = seeded_order(pool, exclude_ids, seed)
     keys = sorted(rounds, key=lambda k: (len(k), k))  # "2" before "10"
     offset = sum(rounds[k].snippets for k in keys[: keys.index(key)])
     chosen = order[offset : offset + rounds[key].snippets]

@@ -162,8 +162,9 @@ def fit_to_length(examples: list[dict], tokenizer, max_length: int) -> tuple[lis
     return kept, dropped
 
 
-def train_sft(examples: list[dict], config: TrainConfig, out_dir: str | Path) -> dict:
-    """Train on prompt-completion examples; returns metrics and writes checkpoint-<k>/ folders."""
+def train_sft(examples: list[dict], config: TrainConfig, out_dir: str | Path, init_adapter: str | None = None) -> dict:
+    """Train on prompt-completion examples; returns metrics and writes checkpoint-<k>/ folders.
+    `init_adapter`: go on training this LoRA adapter (a previous phase) instead of a new one."""
     from datasets import Dataset
     from peft import LoraConfig
     from safetensors.torch import save_file
@@ -219,7 +220,13 @@ def train_sft(examples: list[dict], config: TrainConfig, out_dir: str | Path) ->
         disable_tqdm=False,
     )
     peft_config = None
-    if config.method == "lora":
+    if init_adapter:
+        from peft import PeftModel
+
+        if config.method != "lora":
+            raise ValueError("init_adapter needs method lora")
+        model = PeftModel.from_pretrained(model, init_adapter, is_trainable=True)
+    elif config.method == "lora":
         peft_config = LoraConfig(r=config.lora.r, lora_alpha=config.lora.alpha, lora_dropout=config.lora.dropout,
                                  target_modules=config.lora.target_modules, task_type="CAUSAL_LM")
     elif config.method != "full":
@@ -238,3 +245,109 @@ def train_sft(examples: list[dict], config: TrainConfig, out_dir: str | Path) ->
         meta_file.write_text(json.dumps(meta, indent=2))
     return {"examples": len(examples), "dropped_too_long": too_long, "steps": total_steps, "checkpoints": saved,
             "train_loss": result.training_loss}
+
+
+def instruction_examples(records: list[dict], instruction_fields: list[str], response_fields: list[str],
+                         source: str, max_examples: int = 0) -> list[dict]:
+    """Chat prompt-completion examples from instruction records (Alpaca style `instruction` +
+    `input`, or any named fields). A record without an instruction or a response is an error
+    naming it: a training set with silent holes is worse than a stopped run."""
+    from .select.features import instruction_text
+
+    examples = []
+    for index, record in enumerate(records, start=1):
+        try:
+            instruction = instruction_text(record, instruction_fields)
+            response = instruction_text(record, response_fields)
+        except ValueError as exc:
+            raise ValueError(f"{source}: record {index}: {exc}") from None
+        extra = record.get("input")
+        if "instruction" in instruction_fields and isinstance(extra, str) and extra.strip() and extra not in instruction:
+            instruction = f"{instruction}\n\n{extra}"
+        examples.append({"id": record.get("id", f"{source}:{index}"),
+                         "prompt": [{"role": "user", "content": instruction}],
+                         "completion": [{"role": "assistant", "content": response}]})
+        if max_examples and len(examples) >= max_examples:
+            break
+    return examples
+
+
+def load_instruction_records(source: str, split: str = "train") -> list[dict]:
+    """A local JSON/JSONL file, or `hf:<dataset>` from the Hugging Face hub (real runs, e.g.
+    hf:theblackcat102/evol-codealpaca-v1)."""
+    from .io import read_records
+
+    if source.startswith("hf:"):
+        from datasets import load_dataset
+
+        return list(load_dataset(source[3:], split=split))
+    return read_records(source)
+
+
+@dataclass
+class PhaseConfig:
+    data: str = ""  # JSON/JSONL file or hf:<dataset>; "" skips the phase (phase 1 only)
+    instruction_fields: list[str] = field(default_factory=lambda: ["instruction"])
+    response_fields: list[str] = field(default_factory=lambda: ["response", "output"])
+    epochs: float = 1.0
+    learning_rate: float = 1e-5
+    max_examples: int = 0  # 0 = all
+
+
+@dataclass
+class ScoderTrainConfig:
+    """Two-phase SFT of the code model (SCoder section 4.1): phase 1 on a general code
+    instruction set (paper: evol-codealpaca-v1, 2 epochs, 5e-5), phase 2 on the synthesized
+    data (3 epochs, 1e-5); linear schedule, warmup 0.05."""
+
+    model: str = "smollm2"  # paper: deepseek-ai/deepseek-coder-6.7b-base
+    method: str = "lora"  # lora | full
+    lora: LoraSettings = field(default_factory=LoraSettings)
+    phase1: PhaseConfig = field(default_factory=lambda: PhaseConfig(epochs=2.0, learning_rate=5e-5))
+    phase2: PhaseConfig = field(default_factory=lambda: PhaseConfig(epochs=3.0, learning_rate=1e-5))
+    batch_size: int = 2
+    grad_accum: int = 1
+    max_length: int = 1024
+    warmup_ratio: float = 0.05
+    lr_scheduler: str = "linear"
+    weight_decay: float = 0.0
+    seed: int = 1234
+
+    def phase_train_config(self, phase: PhaseConfig, model: str) -> TrainConfig:
+        return TrainConfig(model=model, method=self.method, lora=self.lora, learning_rate=phase.learning_rate,
+                           epochs=phase.epochs, batch_size=self.batch_size, grad_accum=self.grad_accum,
+                           max_length=self.max_length, warmup_ratio=self.warmup_ratio, lr_scheduler=self.lr_scheduler,
+                           weight_decay=self.weight_decay, num_checkpoints=1, seed=self.seed)
+
+
+def train_two_phase(phase_data: dict[str, list[dict]], config: ScoderTrainConfig, out_dir: str | Path) -> dict:
+    """Phase 1 (skipped when it has no data), then phase 2 from its result: the same LoRA
+    adapter trained on, or (full FT) the phase-1 model. Writes phase1/ and phase2/
+    checkpoint folders and returns per-phase metrics plus what the final model is."""
+    out_dir = Path(out_dir)
+    metrics: dict = {}
+    model, adapter = config.model, None
+    for name in ("phase1", "phase2"):
+        examples = phase_data.get(name) or []
+        if not examples:
+            if name == "phase2":
+                raise ValueError("phase 2 (the synthesized data) has no examples")
+            metrics[name] = {"skipped": True}
+            continue
+        phase = getattr(config, name)
+        log.info("%s: %d examples, %s epochs at lr %g from %s%s", name, len(examples), phase.epochs, phase.learning_rate,
+                 model, f" + adapter {adapter}" if adapter else "")
+        result = train_sft(examples, config.phase_train_config(phase, model), out_dir / name, init_adapter=adapter)
+        last, final_folder = str(out_dir / name / "checkpoint-0"), f"{name}/checkpoint-0"
+        if config.method == "full":
+            model = last
+        else:
+            adapter = last
+        metrics[name] = {"examples": result["examples"], "dropped_too_long": result["dropped_too_long"],
+                         "steps": result["steps"], "train_loss": round(result["train_loss"], 6),
+                         "epochs": phase.epochs, "learning_rate": phase.learning_rate}
+    # paths relative to out_dir (the stage writes into a scratch folder renamed at the end)
+    final = {"base_model": config.model, "method": config.method,
+             "model": final_folder if config.method == "full" else config.model,
+             "adapter": final_folder if config.method == "lora" else None}
+    return {"phases": metrics, "final": final}
