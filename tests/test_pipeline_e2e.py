@@ -53,8 +53,10 @@ def project(repo_root, tmp_path_factory):
     params["rounds"] = {"1": {"previous": "0", "snippets": 3, "select": 2}, "2": {"previous": "1", "snippets": 2, "select": 1}}
     params["reference"].update(max_examples=4)
     params["influence"].update(proj_dim=64, max_dp=4)
-    params["sample"]["sampling"].update(n=1, max_tokens=32)
+    params["sample"]["sampling"].update(n=1, max_tokens=64)
+    params["sample"]["guided_problem_tokens"] = 24
     params["score"]["max_chars"] = 400
+    params["score"]["execution"] = "aspect"  # code cut at 64 tokens rarely runs: filter could leave a round empty
     params["synthesize"].update(size=3, execution="annotate")
     params["synthesize"]["sampling"].update(max_tokens=160)
     params["scoder_train"]["phase2"].update(epochs=1)

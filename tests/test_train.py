@@ -101,9 +101,10 @@ def test_two_phases_train_one_adapter_on(tmp_path, shared_data):
     one = load_file(str(tmp_path / "phase1/checkpoint-0/adapter_model.safetensors"))
     two = load_file(str(tmp_path / "phase2/checkpoint-0/adapter_model.safetensors"))
     assert one.keys() == two.keys() and any(not one[k].equal(two[k]) for k in one)
-    # lora_B starts at zero in a fresh adapter; after one phase-2 step from zero it would be tiny,
-    # from phase 1's adapter it keeps that adapter's size
+    # lora_B starts at zero and Adam's first step moves each weight by at most lr (1e-3): a
+    # fresh adapter after phase 2's single step could not exceed that; going on from phase 1's
+    # adapter, weights reach about 2 * lr
     b = [k for k in one if "lora_B" in k][0]
-    assert (two[b] - one[b]).abs().max() < one[b].abs().max()
+    assert one[b].abs().max() <= 1.0001e-3 and two[b].abs().max() > 1.5e-3
     skipped = train_two_phase({"phase2": synthesized}, config, tmp_path / "only2")
     assert skipped["phases"]["phase1"] == {"skipped": True} and skipped["final"]["adapter"] == "phase2/checkpoint-0"

@@ -116,13 +116,20 @@ def figures(scores: dict, influence: dict, evaluation: list[dict]) -> dict[str, 
         positions = np.arange(len(labels))
         base = [r["base_pass@1"] or 0 for r in evaluation]
         plus = [r["plus_pass@1"] if r["plus_pass@1"] is not None else np.nan for r in evaluation]
-        left.bar(positions - 0.2, base, 0.4, label="base tests")
-        left.bar(positions + 0.2, plus, 0.4, label="base + plus tests")
-        left.set(xticks=positions, ylabel="pass@1", title="pass@1 per model", ylim=(0, 1))
+        # values are printed on the bars: a pass@1 of 0 has no bar to see
+        left.bar_label(left.bar(positions - 0.2, base, 0.4, label="base tests"), fmt="%.2f", fontsize=8)
+        left.bar_label(left.bar(positions + 0.2, plus, 0.4, label="base + plus tests"), fmt="%.2f", fontsize=8)
+        left.set(xticks=positions, ylabel="pass@1", title="pass@1 per model", ylim=(0, 1.1))
         left.set_xticklabels(labels, rotation=20)
         left.legend()
-        right.bar(positions, [r["canonical_nll"] or 0 for r in evaluation], color="tab:purple")
-        right.set(xticks=positions, ylabel="mean NLL per token", title="NLL of canonical solutions (lower is better)")
+        nll = [r["canonical_nll"] for r in evaluation if r["canonical_nll"] is not None]
+        if nll:
+            right.bar_label(right.bar(positions, [r["canonical_nll"] or np.nan for r in evaluation], color="tab:purple"),
+                            fmt="%.4f", fontsize=8)
+            # the axis starts near the values, not at 0: base and fine-tuned differ in the third decimal
+            spread = max(nll) - min(nll) or abs(max(nll)) * 0.01 or 0.01
+            right.set_ylim(min(nll) - spread, max(nll) + spread)
+        right.set(xticks=positions, ylabel="mean NLL per token (axis not from 0)", title="NLL of canonical solutions (lower is better)")
         right.set_xticklabels(labels, rotation=20)
         out["Evaluation"] = _png(figure)
         plt.close(figure)
