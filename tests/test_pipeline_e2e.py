@@ -158,7 +158,8 @@ def test_distill_and_cost_ledger_offline(project):
 
     # final synthesis -> SCoder training -> EvalPlus -> report
     synthesize = metrics(project, "synthesize")
-    assert synthesize["snippets"] == 3 and synthesize["synthesizer"] == "2" and synthesize["checkpoint"] == "checkpoint-1"
+    last = json.loads((project / "data/synthesizer/2/synthesizer.json").read_text())["checkpoints"][-1]
+    assert synthesize["snippets"] == 3 and synthesize["synthesizer"] == "2" and synthesize["checkpoint"] == last
     dataset = [json.loads(line) for line in (project / "data/synthesize/dataset.jsonl").read_text().splitlines()]
     assert len(dataset) == synthesize["dataset_size"] == synthesize["parse_ok"] > 0
     assert all(r["instruction"] and r["response"] and r["exec_ok"] is not None for r in dataset)
