@@ -38,3 +38,17 @@ def test_distill_params_parse_into_typed_config(repo_root):
     config = from_dict(DistillConfig, params["distill"], "distill")
     assert config.teacher.backend == "transformers" and config.sampling.max_tokens > 0
     assert config.teacher.api_key_env == "OPENAI_API_KEY"  # a variable name, never a key
+
+
+def test_dicts_and_lists_of_sections_become_dataclasses():
+    from scoder.metrics import DatasetMetricsConfig
+    from scoder.specialists import SpecialistEvaluateConfig
+
+    config = from_dict(DatasetMetricsConfig, {"datasets": {"a": {"path": "x.jsonl", "question_fields": ["q"]}}}, "dm")
+    assert config.datasets["a"].path == "x.jsonl" and config.datasets["a"].question_fields == ["q"]
+    with pytest.raises(ValueError, match=r"dm.datasets.a.*: colour"):
+        from_dict(DatasetMetricsConfig, {"datasets": {"a": {"path": "x", "colour": 1}}}, "dm")
+    passes = from_dict(SpecialistEvaluateConfig, {"passes": [{"k": 10, "n": 10, "temperature": 0.8}]}, "se").passes
+    assert passes[0].k == 10 and passes[0].temperature == 0.8
+    with pytest.raises(ValueError, match=r"se.passes\[0\]"):
+        from_dict(SpecialistEvaluateConfig, {"passes": [{"kk": 1}]}, "se")

