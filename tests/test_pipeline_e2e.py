@@ -57,11 +57,15 @@ def project(repo_root, tmp_path_factory):
     params["sample"]["guided_problem_tokens"] = 24
     params["score"]["max_chars"] = 400
     params["score"]["execution"] = "aspect"  # code cut at 64 tokens rarely runs: filter could leave a round empty
-    params["synthesize"].update(size=3, execution="annotate")
+    params["synthesize"].update(execution="annotate")
     params["synthesize"]["sampling"].update(max_tokens=160)
     params["scoder_train"]["phase2"].update(epochs=1)
     params["evaluate"].update(limit=2)
     params["evaluate"]["sampling"].update(max_tokens=48)
+    params["synthesize"]["size"] = 4  # K=2 specialists need at least two records
+    params["specialists"].update(epochs=1)
+    params["specialist_evaluate"].update(limit=1, passes=[{"k": 1, "n": 1, "temperature": 0.2}, {"k": 2, "n": 2, "temperature": 0.8}])
+    params["specialist_evaluate"]["sampling"].update(max_tokens=32)
     (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     for cmd in (["git", "init", "-q"], ["git", "add", "-A"]):
         run(cmd, dest)
@@ -159,7 +163,7 @@ def test_distill_and_cost_ledger_offline(project):
     # final synthesis -> SCoder training -> EvalPlus -> report
     synthesize = metrics(project, "synthesize")
     last = json.loads((project / "data/synthesizer/2/synthesizer.json").read_text())["checkpoints"][-1]
-    assert synthesize["snippets"] == 3 and synthesize["synthesizer"] == "2" and synthesize["checkpoint"] == last
+    assert synthesize["snippets"] == 4 and synthesize["synthesizer"] == "2" and synthesize["checkpoint"] == last
     dataset = [json.loads(line) for line in (project / "data/synthesize/dataset.jsonl").read_text().splitlines()]
     assert len(dataset) == synthesize["dataset_size"] == synthesize["parse_ok"] > 0
     assert all(r["instruction"] and r["response"] and r["exec_ok"] is not None for r in dataset)
@@ -176,6 +180,19 @@ def test_distill_and_cost_ledger_offline(project):
         assert summary["canonical_nll"] > 0
     assert evaluate["humaneval"]["base"]["canonical_nll"] != evaluate["humaneval"]["scoder"]["canonical_nll"]  # the adapter is used
     assert evaluate["meta"]["decoding"]["mode"] == "greedy" and evaluate["meta"]["cpu_count"] == os.cpu_count()
+    # K-Specialist: dedup -> K=2 clusters with an adapter each -> routed HumanEval+; dataset metrics
+    dedup = metrics(project, "semantic_dedup")
+    assert dedup["records"] == len(dataset) and dedup["kept"] + dedup["dropped"] == len(dataset)
+    specialists = metrics(project, "specialists")
+    assert specialists["k"] == 2 and sum(specialists["cluster_sizes"]) == dedup["kept"] and min(specialists["cluster_sizes"]) > 0
+    assert all((project / f"data/specialists/cluster_{c}/checkpoint-0/adapter_model.safetensors").exists() for c in (0, 1))
+    routed_eval = metrics(project, "specialist_evaluate")
+    assert routed_eval["k"] == 2 and routed_eval["humaneval"]["tasks"] == 1
+    assert 0 <= routed_eval["humaneval"]["pass1"]["plus_pass@1"] <= 1 and "plus_pass@2" in routed_eval["humaneval"]["pass2"]
+    assert sum(routed_eval["humaneval"]["pass2"]["routed"].values()) == 1
+    table = (project / "reports/dataset_metrics.md").read_text()
+    assert "| synthesized |" in table and "| deduplicated |" in table
+    assert metrics(project, "dataset_metrics")["synthesized"]["records"] == len(dataset)
     page = (project / "reports/report.html").read_text()
     assert page.count("<img") == 3 and "humaneval/scoder" in page
     assert (project / "plots/scores/round_2.csv").exists() and (project / "plots/evaluate.csv").exists()
@@ -195,3 +212,16 @@ def test_distill_and_cost_ledger_offline(project):
     # the experiment re-ran the final stages, and the evaluation is compared across the two
     nll = diff["metrics/evaluate.json"]["humaneval.scoder.canonical_nll"]
     assert nll["old"] == evaluate["humaneval"]["scoder"]["canonical_nll"] and nll["new"] == metrics(project, "evaluate")["humaneval"]["scoder"]["canonical_nll"]
+
+    # K=1 (plain fine-tuning) vs K=2 as DVC experiments, compared in `dvc exp show`
+    run(["dvc", "exp", "run", "-S", "specialists.k=1"], project)
+    assert metrics(project, "specialists")["cluster_sizes"] == [dedup["kept"]]
+    shown = json.loads(run(["dvc", "exp", "show", "--json"], project, stdout_only=True))
+    ks = set()
+    for commit in shown:
+        for exp in [commit] + [e for run_ in commit.get("experiments") or [] for e in run_.get("revs", [])]:
+            data = (exp.get("data") or {})
+            for metric_file in (data.get("metrics") or {}).values():
+                if "k" in (metric_file.get("data") or {}) and "humaneval" in metric_file["data"]:
+                    ks.add(metric_file["data"]["k"])
+    assert ks >= {1, 2}

@@ -5,6 +5,11 @@
         "aspects" (mean aspect scores by name) and "outcome" (out-of-distribution score).
     scoder resolve-model NAME
         Where a model reference from params resolves to (shipped alias, folder or hub name).
+    scoder params check [--params params.yaml] [--profile configs/paper.yaml]
+        Dry run of a params file (with a profile overlay merged on): every section parsed,
+        every model and endpoint resolvable by name. Loads and downloads nothing.
+    scoder params apply configs/paper.yaml [--params params.yaml] -o params.yaml
+        Write the params file with the profile merged on (checked first).
 """
 
 from __future__ import annotations
@@ -52,6 +57,36 @@ def resolve_model_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def params_check_command(args: argparse.Namespace) -> int:
+    from .profile import check_params, load_profile
+
+    try:
+        models = check_params(load_profile(args.params, args.profile))
+    except (ValueError, FileNotFoundError) as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    source = f"{args.params} + {args.profile}" if args.profile else args.params
+    width = max(len(k) for k in models)
+    print(f"{source}: every section parses; models and endpoints by name:")
+    for where, target in models.items():
+        print(f"  {where:<{width}}  {target}")
+    return 0
+
+
+def params_apply_command(args: argparse.Namespace) -> int:
+    import yaml
+
+    from .io import write_text
+    from .profile import check_params, load_profile
+
+    merged = load_profile(args.params, args.profile)
+    check_params(merged)
+    header = f"# {args.params} with {args.profile} merged on (scoder params apply)\n"
+    write_text(args.out, header + yaml.safe_dump(merged, sort_keys=False, allow_unicode=True))
+    print(f"wrote {args.out}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="scoder", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -63,6 +98,16 @@ def main(argv: list[str] | None = None) -> int:
     res = commands.add_parser("resolve-model", help="show where a model reference resolves to")
     res.add_argument("name")
     res.set_defaults(handler=resolve_model_command)
+    params = commands.add_parser("params", help="check or apply a params profile").add_subparsers(dest="action", required=True)
+    check = params.add_parser("check", help="dry run: parse every section, resolve models and endpoints")
+    check.add_argument("--params", default="params.yaml")
+    check.add_argument("--profile", default=None, help="overlay merged onto --params, e.g. configs/paper.yaml")
+    check.set_defaults(handler=params_check_command)
+    apply = params.add_parser("apply", help="write --params with the profile merged on")
+    apply.add_argument("profile")
+    apply.add_argument("--params", default="params.yaml")
+    apply.add_argument("-o", "--out", required=True)
+    apply.set_defaults(handler=params_apply_command)
     args = parser.parse_args(argv)
     return args.handler(args)
 

@@ -1,0 +1,72 @@
+"""Gradient features under a distributed launcher: two processes (torchrun, gloo on CPU; on a
+GPU node `accelerate launch --config_file configs/accelerate/ddp.yaml`) each compute their own
+feature shards, and the merged result equals one process's bit for bit."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+pytestmark = pytest.mark.slow
+
+BIN = Path(sys.executable).parent
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """A tiny reference model (LoRA + Adam state) and six synthesis records."""
+    from scoder.train import TrainConfig, synthesis_examples, train_sft
+
+    root = tmp_path_factory.mktemp("dist")
+    records = [{"id": f"r{i}", "snippet": f"def f{i}(x):\n    return x * {i}\n", "parse_ok": False,
+                "raw": f"[Problem Description]\nMultiply by {i}.\n[Solution]\n```python\ndef f{i}(x):\n    return x * {i}\n```"}
+               for i in range(6)]
+    (root / "records.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    examples, _ = synthesis_examples(records, require_parse_ok=False)
+    result = train_sft(examples[:2], TrainConfig(num_checkpoints=1, batch_size=2, max_length=256), root / "reference")
+    (root / "reference" / "synthesizer.json").write_text(json.dumps({"base_model": "smollm2", "checkpoints": ["checkpoint-0"]}))
+    assert result["checkpoints"]
+    return root
+
+
+def run_features(root, repo_root, name, launcher):
+    params = yaml.safe_load((repo_root / "params.yaml").read_text())
+    params["influence"].update(proj_dim=32, batch_size=1, shard_batches=1, max_dp=0, max_length=256)
+    params["reference"]["require_parse_ok"] = False
+    (root / "params.yaml").write_text(yaml.safe_dump(params))
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "HF_HUB_OFFLINE": "1",
+           "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlruns.db'}", "OMP_NUM_THREADS": "1"}
+    cmd = launcher + [str(repo_root / "stages/gradient_features.py"), "--params", str(root / "params.yaml"), "--kind", "dp",
+                      "--data", str(root / "records.jsonl"), "--reference", str(root / "reference"),
+                      "--out-dir", str(root / name), "--target", str(root / f"{name}-target.npy"),
+                      "--metrics", str(root / f"{name}.json")]
+    if "torchrun" in launcher[0]:
+        cmd += ["--shard", "auto"]
+    result = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result.stdout + result.stderr
+
+
+def test_two_processes_write_disjoint_shards_that_merge_into_the_single_process_result(reference, repo_root):
+    root = reference
+    run_features(root, repo_root, "single", [sys.executable])
+    log = run_features(root, repo_root, "multi", [str(BIN / "torchrun"), "--nproc_per_node", "2", "--master_port", "29533"])
+    assert "process 1 of 2" in log and "process 0 of 2" in log
+    single = sorted((root / "single").glob("features-*.npz"))
+    multi = sorted((root / "multi").glob("features-*.npz"))
+    assert len(single) == len(multi) == 6  # one batch per shard, shards 0,2,4 on rank 0 and 1,3,5 on rank 1
+    for a, b in zip(single, multi):
+        with np.load(a) as x, np.load(b) as y:
+            assert np.array_equal(x["features"], y["features"]) and np.array_equal(x["ids"], y["ids"])
+    assert np.array_equal(np.load(root / "single-target.npy"), np.load(root / "multi-target.npy"))
+    assert json.loads((root / "multi.json").read_text())["examples"] == 6
+    import sqlite3
+
+    with sqlite3.connect(root / "mlruns.db") as db:  # the main process alone records the stage run
+        names = [r[0] for r in db.execute("SELECT name FROM runs ORDER BY start_time")]
+    assert names == ["dp_features", "dp_features"]
