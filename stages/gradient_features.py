@@ -3,7 +3,9 @@ reference model. `--kind dp`: plain gradients of the teacher's samples D_p and t
 direction (mean of normalized features). `--kind candidates`: Adam-aware gradients of a
 round's best candidates and their influence (eq. 4). `--shard i/n` computes every n-th
 feature shard only (for several processes or machines); scores are written once all shards
-exist."""
+exist. `--shard auto` takes i/n from the launcher (`accelerate launch` or `torchrun`): every
+process computes its shards, then the main process alone merges them, writes the scores and
+records the MLflow run."""
 
 from __future__ import annotations
 
@@ -36,6 +38,18 @@ def parse_shard(text: str) -> tuple[int, int]:
     return index, count
 
 
+def process_shard(text: str):
+    """((index, count), distributed state or None) for --shard."""
+    if text != "auto":
+        return parse_shard(text), None
+    import torch
+    from accelerate import PartialState
+
+    state = PartialState(cpu=not torch.cuda.is_available())
+    log.info("feature process %d of %d (%s)", state.process_index, state.num_processes, state.device)
+    return (state.process_index, state.num_processes), state
+
+
 def main() -> None:
     parser = stage_parser(__doc__)
     parser.add_argument("--kind", choices=["dp", "candidates"], required=True)
@@ -46,27 +60,39 @@ def main() -> None:
     parser.add_argument("--scores", help="candidates: the records with their influence (JSONL)")
     parser.add_argument("--metrics", required=True)
     parser.add_argument("--round", default="")
-    parser.add_argument("--shard", default="0/1")
+    parser.add_argument("--shard", default="0/1", help="i/n, or auto: this process's rank and world size from the launcher")
     args = parser.parse_args()
     setup_logging()
     params, section = load_section(args.params, "influence")
     config = from_dict(FeatureConfig, {k: v for k, v in section.items() if k != "max_dp"}, "influence")
     max_dp = int(section.get("max_dp", 0))
-    shard = parse_shard(args.shard)
+    shard, state = process_shard(args.shard)
     name = "dp_features" if args.kind == "dp" else f"influence@{args.round}"
-    with stage_run(name, {"influence": section}, args.params) as run:
-        records = read_jsonl(args.data)
-        if args.kind == "dp":
-            require = bool((params.get("reference") or {}).get("require_parse_ok", True))
-            examples, skipped = synthesis_examples(records, require, max_dp)
-        else:  # the scorer already chose these; learn what each would teach, raw answer if unparsed
-            examples, skipped = synthesis_examples(records, require_parse_ok=False)
-        reference = read_synthesizer(args.reference)
-        model, tokenizer, adam = load_reference(reference["checkpoints"][-1], reference["base_model"])
-        if args.kind == "candidates" and adam is None:
-            raise SystemExit(f"{args.reference}: the reference checkpoint has no Adam state")
+    records = read_jsonl(args.data)
+    if args.kind == "dp":
+        require = bool((params.get("reference") or {}).get("require_parse_ok", True))
+        examples, skipped = synthesis_examples(records, require, max_dp)
+    else:  # the scorer already chose these; learn what each would teach, raw answer if unparsed
+        examples, skipped = synthesis_examples(records, require_parse_ok=False)
+    reference = read_synthesizer(args.reference)
+    model, tokenizer, adam = load_reference(reference["checkpoints"][-1], reference["base_model"])
+    if args.kind == "candidates" and adam is None:
+        raise SystemExit(f"{args.reference}: the reference checkpoint has no Adam state")
+    if state is not None:
+        model = model.to(state.device)
+
+    def compute() -> dict:
         counts = compute_features(model, tokenizer, examples, config, args.out_dir,
                                   adam=adam if args.kind == "candidates" else None, shard=shard)
+        if state is not None:
+            state.wait_for_everyone()  # every process's shards exist before the main one merges
+        return counts
+
+    if state is not None and not state.is_main_process:
+        compute()
+        return
+    with stage_run(name, {"influence": section}, args.params) as run:
+        counts = compute()
         if not features_complete(args.out_dir, len(examples), config):
             log.info("shard %s done; scores are written when every shard exists", args.shard)
             return

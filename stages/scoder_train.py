@@ -8,11 +8,11 @@ from __future__ import annotations
 import json
 import logging
 
-from scoder.stage import load_section, quiet_threads, setup_logging, stage_parser
+from scoder.stage import is_main_process, load_section, main_process_dir, quiet_threads, setup_logging, stage_parser
 
 quiet_threads()
 
-from scoder.io import atomic_dir, read_records, write_json  # noqa: E402
+from scoder.io import read_records, write_json  # noqa: E402
 from scoder.params import from_dict  # noqa: E402
 from scoder.tracking import stage_run  # noqa: E402
 from scoder.train import ScoderTrainConfig, instruction_examples, load_instruction_records, train_two_phase  # noqa: E402
@@ -38,9 +38,11 @@ def main() -> None:
         log.info("fine-tuning %s (%s): phase 1 %s, phase 2 %d synthesized examples", config.model, config.method,
                  f"{len(phases['phase1'])} examples from {config.phase1.data}" if "phase1" in phases else "skipped (no data)",
                  len(phases["phase2"]))
-        with atomic_dir(args.out_dir) as partial:
+        with main_process_dir(args.out_dir) as partial:
             result = train_two_phase(phases, config, partial)
             (partial / "model.json").write_text(json.dumps(result["final"], indent=2) + "\n", encoding="utf-8")
+        if not is_main_process():  # a distributed launch: the main process writes the results
+            return
         metrics = {"model": config.model, "method": config.method, **result["phases"]}
         write_json(args.metrics, metrics)
         run.log_metrics(metrics)

@@ -8,11 +8,11 @@ from __future__ import annotations
 import json
 import logging
 
-from scoder.stage import load_section, quiet_threads, setup_logging, stage_parser
+from scoder.stage import is_main_process, load_section, main_process_dir, quiet_threads, setup_logging, stage_parser
 
 quiet_threads()
 
-from scoder.io import atomic_dir, read_jsonl, write_json  # noqa: E402
+from scoder.io import read_jsonl, write_json  # noqa: E402
 from scoder.params import from_dict  # noqa: E402
 from scoder.tracking import stage_run  # noqa: E402
 from scoder.train import SynthesizerTrainConfig, synthesis_examples, train_sft  # noqa: E402
@@ -40,7 +40,7 @@ def main() -> None:
                              "set train.require_parse_ok: false to learn raw answers")
         log.info("training synthesizer %s from %s on %d of %d samples (%s), %d checkpoints",
                  args.key, config.model, len(examples), len(records), skipped or "none skipped", config.num_checkpoints)
-        with atomic_dir(args.out_dir) as partial:
+        with main_process_dir(args.out_dir) as partial:
             result = train_sft(examples, config, partial)
             manifest = {
                 "key": args.key,
@@ -52,6 +52,8 @@ def main() -> None:
                 "steps": [c["step"] for c in result["checkpoints"]],
             }
             (partial / "synthesizer.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+        if not is_main_process():  # a distributed launch: the main process writes the results
+            return
         metrics = {"samples": len(records), "examples": result["examples"], "dropped_too_long": result["dropped_too_long"],
                    "skipped": skipped, "steps": result["steps"],
                    "train_loss": round(result["train_loss"], 6),

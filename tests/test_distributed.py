@@ -70,3 +70,48 @@ def test_two_processes_write_disjoint_shards_that_merge_into_the_single_process_
     with sqlite3.connect(root / "mlruns.db") as db:  # the main process alone records the stage run
         names = [r[0] for r in db.execute("SELECT name FROM runs ORDER BY start_time")]
     assert names == ["dp_features", "dp_features"]
+
+
+def run_training(root, repo_root, name, launcher, batch_size):
+    params = yaml.safe_load((repo_root / "params.yaml").read_text())
+    params["train"].update(batch_size=batch_size, num_checkpoints=1, max_length=256, require_parse_ok=False,
+                           max_examples=2, epochs=2, learning_rate=1e-3)  # each step sees both examples
+    (root / f"{name}.yaml").write_text(yaml.safe_dump(params))
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "HF_HUB_OFFLINE": "1",
+           "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'train-mlruns.db'}", "OMP_NUM_THREADS": "1"}
+    cmd = launcher + [str(repo_root / "stages/train_synthesizer.py"), "--params", str(root / f"{name}.yaml"), "--key", "0",
+                      "--data", str(root / "records.jsonl"), "--out-dir", str(root / name), "--metrics", str(root / f"{name}.json")]
+    result = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+
+
+def test_ddp_training_matches_one_process_with_the_same_global_batch(reference, repo_root):
+    """train@K under two DDP processes (batch 1 each) against one process with batch 2: the
+    same two optimizer steps, one checkpoint written once, one MLflow run."""
+    from safetensors.torch import load_file
+
+    root = reference
+    run_training(root, repo_root, "train-single", [sys.executable], batch_size=2)
+    run_training(root, repo_root, "train-ddp", [str(BIN / "torchrun"), "--nproc_per_node", "2", "--master_port", "29534"],
+                 batch_size=1)
+    single = json.loads((root / "train-single.json").read_text())
+    ddp = json.loads((root / "train-ddp.json").read_text())
+    assert single["steps"] == ddp["steps"] == 2 and ddp["checkpoints"] == 1
+    assert sorted(p.name for p in (root / "train-ddp").iterdir()) == ["checkpoint-0", "synthesizer.json"]
+    a = load_file(str(root / "train-single/checkpoint-0/adapter_model.safetensors"))
+    b = load_file(str(root / "train-ddp/checkpoint-0/adapter_model.safetensors"))
+    assert a.keys() == b.keys()
+    # LoRA B starts at zero, so B is the whole update. Adam's first steps move every element by
+    # about lr * sign(gradient): an element whose gradient is ~0 flips with reduction order, so
+    # the comparison is the direction of the update, not its worst element.
+    import torch
+
+    keys = [k for k in a if "lora_B" in k]
+    x, y = (torch.cat([t[k].flatten() for k in keys]) for t in (a, b))
+    assert float(x.abs().max()) > 1e-3  # it moved
+    assert float(torch.nn.functional.cosine_similarity(x, y, dim=0)) > 0.999
+    assert abs(single["checkpoint_loss"]["0"] - ddp["checkpoint_loss"]["0"]) < 0.01 * single["checkpoint_loss"]["0"]
+    import sqlite3
+
+    with sqlite3.connect(root / "train-mlruns.db") as db:
+        assert [r[0] for r in db.execute("SELECT name FROM runs")] == ["train@0", "train@0"]

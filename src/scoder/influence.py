@@ -170,7 +170,7 @@ def loop_gradients(model, batch: dict[str, torch.Tensor], bf16: bool = False) ->
         model.zero_grad(set_to_none=True)
         loss = response_losses(model, one, bf16)[0]
         loss.backward()
-        rows.append(torch.cat([p.grad.reshape(-1).float() if p.grad is not None else torch.zeros(p.numel()) for _, p in params]))
+        rows.append(torch.cat([p.grad.reshape(-1).float() if p.grad is not None else torch.zeros(p.numel(), device=p.device) for _, p in params]))
         losses.append(loss.detach())
     model.zero_grad(set_to_none=True)
     return torch.stack(rows), torch.stack(losses)
@@ -262,11 +262,15 @@ def compute_features(model, tokenizer, examples: Sequence[dict], config: Feature
     todo = [k for k in mine if not files[k].exists()]
     log.info("gradient features: %d samples, %d batches, %d shards (%d for this process, %d already done), D=%d -> %d",
              len(examples), len(batches), len(files), len(mine), len(mine) - len(todo), dim, config.proj_dim)
+    device = next(model.parameters()).device
     for k in tqdm(todo, desc="gradient features", unit="shard"):
         features, losses, ids = [], [], []
         for b in batches[k * config.shard_batches : (k + 1) * config.shard_batches]:
             encoded = [encode_example(tokenizer, examples[i], config.max_length) for i in b]
-            grads, batch_losses = gradients(model, _collate(encoded, pad_id), config.bf16)
+            batch = {name: tensor.to(device) for name, tensor in _collate(encoded, pad_id).items()}
+            grads, batch_losses = gradients(model, batch, config.bf16)
+            # the projection and the Adam state live on the CPU (blocks of the matrix are cached there)
+            grads, batch_losses = grads.float().cpu(), batch_losses.float().cpu()
             if state is not None:
                 grads = adam_transform(grads, state[0], state[1], adam["betas"], adam["eps"])
             features.append(projection(grads).numpy())

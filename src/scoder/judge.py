@@ -87,7 +87,8 @@ def execution_check(candidates: Sequence[dict], sandbox: SandboxConfig, workers:
             return {"exec_ok": False, "exec_reason": "no_code"}
         result = run_untrusted(code, sandbox)
         reason = "ok" if result.exec_ok else ("timeout" if result.timed_out else f"exit_{result.returncode}")
-        return {"exec_ok": result.exec_ok, "exec_reason": reason, "exec_seconds": result.seconds,
+        # no wall time here: the records are DVC outputs and must be the same on every run
+        return {"exec_ok": result.exec_ok, "exec_reason": reason,
                 "exec_stderr_tail": result.stderr[-300:], "exec_isolation": result.isolation}
 
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:

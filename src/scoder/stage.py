@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
-from typing import Any
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator
 
 from .params import load_params
 
@@ -39,3 +42,22 @@ def load_section(params_file: str, section: str) -> tuple[dict[str, Any], dict[s
     if section not in params:
         raise KeyError(f"{params_file} has no '{section}' section")
     return params, params[section] or {}
+
+
+def is_main_process() -> bool:
+    """False in the non-main processes of `accelerate launch` / `torchrun` (RANK > 0)."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+@contextlib.contextmanager
+def main_process_dir(path: str | os.PathLike) -> Iterator[Path]:
+    """The stage's output folder, written atomically by the main process; the other processes
+    of a distributed launch get a scratch folder that is thrown away."""
+    from .io import atomic_dir
+
+    if is_main_process():
+        with atomic_dir(path) as partial:
+            yield partial
+    else:
+        with tempfile.TemporaryDirectory(prefix=f"rank{os.environ.get('RANK')}-") as scratch:
+            yield Path(scratch)

@@ -109,9 +109,27 @@ class StageRun:
         self._mlflow.set_tags(redact({k: str(v) for k, v in tags.items()}))
 
 
+class _NullRun:
+    run_id = None
+
+    def log_metrics(self, metrics: dict[str, Any]) -> None:
+        pass
+
+    def log_artifact(self, path: str | os.PathLike) -> None:
+        pass
+
+    def set_tags(self, tags: dict[str, Any]) -> None:
+        pass
+
+
 @contextlib.contextmanager
 def stage_run(stage: str, params: dict[str, Any], params_file: str | Path = "params.yaml") -> Iterator[StageRun]:
-    """Open an MLflow run for one execution of `stage`, logging its params section."""
+    """Open an MLflow run for one execution of `stage`, logging its params section. In the
+    non-main processes of a distributed launch (RANK > 0) nothing is logged: the stage is one
+    run, recorded by the main process."""
+    if int(os.environ.get("RANK", "0")) != 0:
+        yield _NullRun()
+        return
     import mlflow  # imported here: it takes seconds and pure library code should not pay it
 
     logging.getLogger("alembic").setLevel(logging.WARNING)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -177,14 +178,17 @@ def train_sft(examples: list[dict], config: TrainConfig, out_dir: str | Path, in
     out_dir.mkdir(parents=True, exist_ok=True)
     model, tokenizer = load_trainable_model(config.model)
     examples, too_long = fit_to_length(examples, tokenizer, config.max_length)
-    steps_per_epoch = math.ceil(len(examples) / (config.batch_size * config.grad_accum))
+    processes = int(os.environ.get("WORLD_SIZE", "1"))  # a distributed launch splits each global batch
+    steps_per_epoch = math.ceil(len(examples) / (config.batch_size * config.grad_accum * processes))
     total_steps = max(1, math.ceil(steps_per_epoch * config.epochs))
     save_at = checkpoint_steps(total_steps, config.num_checkpoints)
     saved: list[dict] = []
 
     class SaveCheckpoints(TrainerCallback):
         def on_step_end(self, args, state, control, model=None, optimizer=None, **kwargs):
-            if state.global_step not in save_at:
+            # under a distributed launcher every process holds the same weights and Adam state
+            # (DDP): the main process alone writes them
+            if state.global_step not in save_at or not state.is_world_process_zero:
                 return
             index = save_at.index(state.global_step)
             folder = out_dir / f"checkpoint-{index}"
@@ -215,7 +219,7 @@ def train_sft(examples: list[dict], config: TrainConfig, out_dir: str | Path, in
         logging_steps=1,
         save_strategy="no",
         report_to=[],
-        use_cpu=True,
+        use_cpu=not torch.cuda.is_available(),
         dataloader_num_workers=0,
         disable_tqdm=False,
     )
