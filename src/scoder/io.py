@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import tempfile
+import zlib
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
@@ -96,14 +97,23 @@ def read_jsonl(path: str | os.PathLike) -> list[dict]:
     """Read JSON Lines (optionally gzipped); a bad line raises naming file and line."""
     path = Path(path)
     records = []
-    with _open_text(path) as handle:
-        for line_no, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{path}:{line_no}: not valid JSON ({exc.msg})") from exc
+    line_no = 0
+    try:
+        with _open_text(path) as handle:
+            for line_no, line in enumerate(handle, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise ValueError(f"{path}:{line_no}: not valid JSON ({exc.msg})") from exc
+                if not isinstance(record, dict):
+                    raise ValueError(f"{path}:{line_no}: expected a JSON object, got {type(record).__name__}")
+                records.append(record)
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path}: not UTF-8 (line {line_no + 1}: {exc.reason} at byte {exc.start})") from exc
+    except (EOFError, OSError, zlib.error) as exc:  # a cut or corrupt .gz
+        raise ValueError(f"{path}: unreadable after line {line_no} ({type(exc).__name__}: {exc})") from exc
     return records
 
 

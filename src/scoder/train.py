@@ -133,6 +133,12 @@ def adam_state_by_name(model, optimizer) -> tuple[dict[str, torch.Tensor], dict]
     return tensors, meta
 
 
+def sharded_training() -> bool:
+    """Launched by `accelerate launch` with FSDP or DeepSpeed (configs/accelerate/): weights
+    and optimizer state are split across the processes."""
+    return any(os.environ.get(name, "").lower() == "true" for name in ("ACCELERATE_USE_FSDP", "ACCELERATE_USE_DEEPSPEED"))
+
+
 def _canonical_adapter_config(folder: Path) -> None:
     """PEFT writes target_modules from a set, in an order that follows PYTHONHASHSEED, so two
     identical trainings gave different adapter_config.json files (and DVC hashes, and response
@@ -184,14 +190,32 @@ def train_sft(examples: list[dict], config: TrainConfig, out_dir: str | Path, in
     save_at = checkpoint_steps(total_steps, config.num_checkpoints)
     saved: list[dict] = []
 
+    sharded = sharded_training()
+
     class SaveCheckpoints(TrainerCallback):
+        trainer = None  # set once the trainer exists
+
         def on_step_end(self, args, state, control, model=None, optimizer=None, **kwargs):
-            # under a distributed launcher every process holds the same weights and Adam state
-            # (DDP): the main process alone writes them
-            if state.global_step not in save_at or not state.is_world_process_zero:
+            if state.global_step not in save_at:
                 return
             index = save_at.index(state.global_step)
             folder = out_dir / f"checkpoint-{index}"
+            if sharded:
+                # FSDP / DeepSpeed: every process takes part in gathering the weights, the main
+                # one writes them; the optimizer state stays sharded and is not exported
+                self.trainer.save_model(str(folder))
+                if state.is_world_process_zero:
+                    if (folder / "adapter_config.json").exists():
+                        _canonical_adapter_config(folder)
+                    (folder / "adam_state.json").write_text(json.dumps(
+                        {"global_step": state.global_step, "sharded_optimizer": True,
+                         "note": "no Adam state: the optimizer was sharded (FSDP/DeepSpeed); influence needs a DDP or single-process reference"},
+                        indent=2))
+                    saved.append({"checkpoint": index, "step": state.global_step})
+                return
+            # DDP: every process holds the same weights and Adam state; the main one writes them
+            if not state.is_world_process_zero:
+                return
             model.save_pretrained(folder)
             _canonical_adapter_config(folder)
             if config.method == "full":  # a full checkpoint is a model of its own: make it loadable alone
@@ -235,8 +259,10 @@ def train_sft(examples: list[dict], config: TrainConfig, out_dir: str | Path, in
                                  target_modules=config.lora.target_modules, task_type="CAUSAL_LM")
     elif config.method != "full":
         raise ValueError(f"unknown train.method '{config.method}' (expected lora or full)")
+    saver = SaveCheckpoints()
     trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(examples), processing_class=tokenizer,
-                         peft_config=peft_config, callbacks=[SaveCheckpoints()])
+                         peft_config=peft_config, callbacks=[saver])
+    saver.trainer = trainer
     result = trainer.train()
     shutil.rmtree(out_dir / "_trainer", ignore_errors=True)  # the Trainer's scratch folder; checkpoints are ours
     # the loss logged at each checkpoint's own step (logging_steps=1), into the metrics and the Adam metadata
