@@ -92,11 +92,13 @@ def code_of(record: dict, code_fields: Sequence[str], response_fields: Sequence[
 
 
 def first_text(record: dict, fields: Sequence[str]) -> str | None:
-    for name in fields:
-        value = record.get(name)
-        if isinstance(value, str) and value.strip():
-            return value
-    return None
+    """The first non-empty of `fields`, or None: here a missing question is counted, not an error."""
+    from .select.features import instruction_text
+
+    try:
+        return instruction_text(record, fields)
+    except ValueError:
+        return None
 
 
 @dataclass
