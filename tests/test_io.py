@@ -28,7 +28,7 @@ def test_atomic_path_creates_parents(tmp_path):
 def test_bad_jsonl_line_names_file_and_line(tmp_path):
     path = tmp_path / "bad.jsonl"
     path.write_text('{"a": 1}\n{not json\n')
-    with pytest.raises(ValueError, match=r"bad.jsonl:2"):
+    with pytest.raises(ValueError, match=r"bad.jsonl:2: not valid JSON"):
         read_jsonl(path)
 
 
