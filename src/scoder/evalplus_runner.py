@@ -1,0 +1,44 @@
+"""Runs evalplus inside the evaluation sandbox (never imported by the pipeline itself).
+
+Usage: python -I evalplus_runner.py '<evaluate() options as JSON>'
+
+The parent (`scoder.evaluate.run_evalplus`) starts this in a throwaway directory, with a
+minimal environment (no secrets), an empty network namespace where the system allows it and
+its own process group, killed as a whole at the wall-clock limit. evalplus executes each
+solution in a forked process after its `reliability_guard`, which only replaces Python names
+(`os.kill = None`, `builtins.open = None`): `posix.kill`, `io.open` or a socket still work
+there. So the guard is wrapped: right after it, the solution process also installs the
+project sandbox's audit policy (`sandbox_runner.install_policy`), rooted at the throwaway
+directory. Audit hooks cannot be removed, so the solution cannot switch it off. The ground
+truth (trusted canonical solutions) runs in this process, before any hook exists.
+"""
+
+import json
+import os
+import sys
+
+
+def main() -> None:
+    options = json.loads(sys.argv[1])
+    sandbox_root = os.path.realpath(os.getcwd())
+
+    import evalplus.eval as evalplus_eval
+    from scoder.sandbox_runner import install_policy
+
+    evalplus_guard = evalplus_eval.reliability_guard
+
+    def guard_then_audit(*args, **kwargs):
+        evalplus_guard(*args, **kwargs)
+        install_policy(sandbox_root)
+
+    evalplus_eval.reliability_guard = guard_then_audit  # unsafe_execute looks the name up here
+
+    from evalplus.evaluate import evaluate
+
+    evaluate(**options)
+    sys.stdout.flush()
+    os._exit(0)  # evalplus' watchdog thread would keep the interpreter alive ~20 s more
+
+
+if __name__ == "__main__":
+    main()
