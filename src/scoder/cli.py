@@ -10,6 +10,11 @@
         every model and endpoint resolvable by name. Loads and downloads nothing.
     scoder params apply configs/paper.yaml [--params params.yaml] -o params.yaml
         Write the params file with the profile merged on (checked first).
+    scoder provenance [--metrics-dir metrics] [--json]
+        Map every metrics file to the MLflow run that wrote its exact bytes (stage, git commit,
+        dvc.lock hash); exit 1 if any file has no such run. Run from the repository root.
+    scoder lock-diff A/dvc.lock B/dvc.lock
+        Compare the output hashes of two pipeline runs; exit 1 if any output differs.
 """
 
 from __future__ import annotations
@@ -87,6 +92,44 @@ def params_apply_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def provenance_command(args: argparse.Namespace) -> int:
+    from .tracking import provenance
+
+    rows = provenance(args.metrics_dir)
+    missing = [r["metrics_file"] for r in rows if not (r["run_id"] and r["git_commit"] and r["dvc_lock_hash"])]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        for r in rows:
+            print(f"{r['metrics_file']:45} {r['run_id'] or 'NO RUN':32} {r['stage'] or '':22} "
+                  f"commit {(r['git_commit'] or '-')[:12]:12} dvc.lock {r['dvc_lock_hash'] or '-'}")
+    if not rows:
+        print(f"no metrics files under {args.metrics_dir}", file=sys.stderr)
+        return 1
+    if missing:
+        print(f"{len(missing)} of {len(rows)} metrics files have no finished MLflow run with these bytes: {missing}",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+def lock_outputs(lock_file: str) -> dict[str, str]:
+    """{output path: md5} over every stage of a dvc.lock."""
+    import yaml
+
+    lock = yaml.safe_load(open(lock_file, encoding="utf-8")) or {}
+    return {out["path"]: out.get("md5", "") for stage in (lock.get("stages") or {}).values() for out in stage.get("outs") or []}
+
+
+def lock_diff_command(args: argparse.Namespace) -> int:
+    first, second = lock_outputs(args.first), lock_outputs(args.second)
+    differ = sorted(p for p in first.keys() | second.keys() if first.get(p) != second.get(p))
+    for path in differ:
+        print(f"{path}: {first.get(path, 'absent')} vs {second.get(path, 'absent')}")
+    print(f"{len(first.keys() | second.keys()) - len(differ)} outputs identical, {len(differ)} differ")
+    return 1 if differ else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="scoder", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -108,6 +151,14 @@ def main(argv: list[str] | None = None) -> int:
     apply.add_argument("--params", default="params.yaml")
     apply.add_argument("-o", "--out", required=True)
     apply.set_defaults(handler=params_apply_command)
+    prov = commands.add_parser("provenance", help="map every metrics file to the MLflow run that wrote it")
+    prov.add_argument("--metrics-dir", default="metrics")
+    prov.add_argument("--json", action="store_true")
+    prov.set_defaults(handler=provenance_command)
+    diff = commands.add_parser("lock-diff", help="compare the output hashes of two dvc.lock files")
+    diff.add_argument("first")
+    diff.add_argument("second")
+    diff.set_defaults(handler=lock_diff_command)
     args = parser.parse_args(argv)
     return args.handler(args)
 

@@ -9,6 +9,12 @@ The default store is a sqlite file at the repository root (`mlruns.db`, git-igno
 `MLFLOW_TRACKING_URI` overrides it (e.g. an `mlflow server`). Secrets are never logged:
 params whose key looks like a credential are redacted, and so is any value equal to the
 value of a secret-looking environment variable.
+
+Provenance: when a stage's run ends, every metrics file (`metrics/**/*.json`, relative to the
+working directory, which is the repository root under DVC) that the stage wrote is recorded
+as a tag `scoder.metrics:<path>` = its content hash. `provenance()` (`scoder provenance`)
+maps each metrics file back to the run that wrote those exact bytes, with its git commit and
+the hash of dvc.lock when the stage started.
 """
 
 from __future__ import annotations
@@ -27,6 +33,8 @@ log = logging.getLogger(__name__)
 SECRET_KEY = re.compile(r"(api[_-]?key|token|secret|password|passwd|credential|auth)", re.I)
 REDACTED = "***redacted***"
 DEFAULT_EXPERIMENT = "scoder"
+METRICS_DIR = Path("metrics")
+METRICS_TAG = "scoder.metrics:"
 
 
 def repo_root() -> Path:
@@ -153,9 +161,42 @@ def stage_run(stage: str, params: dict[str, Any], params_file: str | Path = "par
         "scoder.dvc_lock_hash": _file_hash(root / "dvc.lock"),
         "mlflow.source.git.commit": commit,
     }
+    before = _metrics_files_state()
     with mlflow.start_run(run_name=stage, tags=tags) as run:
         flat = redact(flatten(params))
         # MLflow caps a param value at 6000 characters; long lists are summarised.
         mlflow.log_params({k: (str(v)[:5900]) for k, v in flat.items()})
         log.info("MLflow run %s for stage '%s' at %s", run.info.run_id, stage, tracking_uri())
         yield StageRun(mlflow, run)
+        written = {path: _file_hash(path) for path, state in _metrics_files_state().items() if before.get(path) != state}
+        mlflow.set_tags({f"{METRICS_TAG}{path.as_posix()}": digest for path, digest in written.items()})
+
+
+def _metrics_files_state() -> dict[Path, tuple[int, int]]:
+    """(mtime, size) of every metrics JSON under the working directory's metrics/."""
+    return {path: (path.stat().st_mtime_ns, path.stat().st_size) for path in sorted(METRICS_DIR.rglob("*.json"))}
+
+
+def provenance(metrics_dir: str | Path = METRICS_DIR, uri: str | None = None) -> list[dict]:
+    """For every metrics JSON under `metrics_dir` (a path relative to the repository root, as
+    the stages write them), the newest FINISHED run that recorded exactly these bytes: run id,
+    stage, git commit, dvc.lock hash. `run_id` is None where no run matches."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(uri or tracking_uri())
+    by_file: dict[tuple[str, str], Any] = {}
+    experiments = [e.experiment_id for e in client.search_experiments()]
+    runs = client.search_runs(experiments, "attributes.status = 'FINISHED'", order_by=["attributes.start_time ASC"],
+                              max_results=50000) if experiments else []
+    for run in runs:  # oldest first, so the newest run with the same bytes wins
+        for key, digest in run.data.tags.items():
+            if key.startswith(METRICS_TAG):
+                by_file[(key[len(METRICS_TAG):], digest)] = run
+    rows = []
+    for path in sorted(Path(metrics_dir).rglob("*.json")):
+        run = by_file.get((path.as_posix(), _file_hash(path)))
+        tags = run.data.tags if run else {}
+        rows.append({"metrics_file": path.as_posix(), "run_id": run.info.run_id if run else None,
+                     "stage": tags.get("scoder.stage"), "git_commit": tags.get("mlflow.source.git.commit"),
+                     "dvc_lock_hash": tags.get("scoder.dvc_lock_hash")})
+    return rows
