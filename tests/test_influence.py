@@ -2,6 +2,7 @@
 the influence ordering on a real model."""
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -133,6 +134,19 @@ def test_sharded_features_equal_one_run_bit_for_bit_and_resume(lora_model, tmp_p
     again = compute_features(model, tokenizer, examples, config, tmp_path / "split")
     assert again["computed_shards"] == 1
     assert np.array_equal(load_features(tmp_path / "split")[0], a)
+    # shards persist between runs, but never across other settings, examples or weights
+    other = compute_features(model, tokenizer, examples, replace(config, proj_dim=16), tmp_path / "split")
+    assert other["computed_shards"] == 3 and load_features(tmp_path / "split")[0].shape == (10, 16)
+    fewer = compute_features(model, tokenizer, examples[:4], replace(config, proj_dim=16), tmp_path / "split")
+    assert fewer["shards"] == fewer["computed_shards"] == 1 and len(load_features(tmp_path / "split", expected=4)[2]) == 4
+    with torch.no_grad():
+        next(p for p in model.parameters() if p.requires_grad).add_(0.01)
+    try:
+        moved = compute_features(model, tokenizer, examples[:4], replace(config, proj_dim=16), tmp_path / "split")
+    finally:
+        with torch.no_grad():
+            next(p for p in model.parameters() if p.requires_grad).sub_(0.01)
+    assert moved["computed_shards"] == 1
 
 
 @pytest.mark.slow

@@ -258,6 +258,7 @@ def compute_features(model, tokenizer, examples: Sequence[dict], config: Feature
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     batches = [list(range(s, min(s + config.batch_size, len(examples)))) for s in range(0, len(examples), config.batch_size)]
     files = shard_files(out_dir, len(batches), config.shard_batches)
+    _discard_stale_shards(out_dir, features_fingerprint(model, examples, config, adam is not None))
     mine = [k for k in range(len(files)) if k % count == index]
     todo = [k for k in mine if not files[k].exists()]
     log.info("gradient features: %d samples, %d batches, %d shards (%d for this process, %d already done), D=%d -> %d",
@@ -280,6 +281,36 @@ def compute_features(model, tokenizer, examples: Sequence[dict], config: Feature
         np.savez(tmp, features=np.concatenate(features), losses=np.concatenate(losses), ids=np.array(ids))
         tmp.replace(files[k])  # atomic: a killed run never leaves a half shard
     return {"samples": len(examples), "batches": len(batches), "shards": len(files), "computed_shards": len(todo), "dim": dim}
+
+
+def features_fingerprint(model, examples: Sequence[dict], config: FeatureConfig, adam_aware: bool) -> str:
+    """What a shard's content depends on: the feature settings, the examples (in order) and the
+    reference model's trainable weights. Shards with another fingerprint are never reused."""
+    import hashlib
+    from dataclasses import asdict
+
+    digest = hashlib.sha256(json.dumps({"config": asdict(config), "adam_aware": adam_aware}, sort_keys=True).encode())
+    digest.update(json.dumps(list(examples), sort_keys=True, default=str).encode())
+    for name, parameter in trainable_parameters(model):
+        digest.update(name.encode())
+        digest.update(parameter.detach().float().cpu().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _discard_stale_shards(out_dir: Path, fingerprint: str) -> None:
+    """Shards persist between runs (DVC `persist: true`) so a killed stage resumes; shards of a
+    run with other settings, examples or reference weights are removed first."""
+    from .io import write_text
+
+    stamp = out_dir / "fingerprint.txt"
+    if stamp.exists() and stamp.read_text(encoding="utf-8").strip() == fingerprint:
+        return
+    stale = sorted(out_dir.glob("features-*.npz"))
+    if stale:
+        log.info("gradient features: %d shards in %s come from other inputs or settings; recomputing", len(stale), out_dir)
+    for path in stale:
+        path.unlink()
+    write_text(stamp, fingerprint + "\n")
 
 
 def load_features(out_dir: str | Path, expected: int | None = None) -> tuple[np.ndarray, np.ndarray, list[str]]:
