@@ -209,3 +209,42 @@ def test_evalplus_runs_without_the_callers_environment(target, humaneval0, tmp_p
                            tmp_path / "work", base_only=True)
     assert results[problem["task_id"]][0]["base_status"] == "pass"
     assert signal.getsignal(signal.SIGTERM) is not None  # the caller is untouched
+
+
+KILLED_STAGE = """
+import sys
+from pathlib import Path
+from scoder.evaluate import read_problems, run_evalplus
+from scoder.judge import execution_check
+from scoder.sandbox import SandboxConfig
+problems_file = sys.argv[1]
+problem = read_problems(problems_file)[0]
+slow = problem["prompt"] + "    import time\\n    time.sleep(120)\\n" + problem["canonical_solution"]
+if sys.argv[2] == "check":
+    execution_check([{"id": "x", "code": "import time\\ntime.sleep(120)"}], SandboxConfig(timeout_s=120, cpu_s=200), 1)
+else:
+    run_evalplus("humaneval", problems_file, {problem["task_id"]: [slow]}, Path(sys.argv[3]), base_only=True, timeout_s=300)
+"""
+
+
+@pytest.mark.parametrize("place", ["check", "evalplus"])
+def test_a_killed_stage_leaves_no_generated_code_running(place, humaneval0, tmp_path):
+    problems_file, _ = humaneval0
+    marker = "scoder-sandbox-" if place == "check" else "scoder-evalplus-"
+
+    def running():
+        return subprocess.run(["pgrep", "-f", marker], capture_output=True, text=True).stdout.split()
+
+    assert running() == []
+    stage = subprocess.Popen([sys.executable, "-c", KILLED_STAGE, str(problems_file), place, str(tmp_path / "w")])
+    deadline = time.time() + 60
+    while not running() and time.time() < deadline:
+        time.sleep(0.2)
+    assert running(), "the generated code never started"
+    time.sleep(1.5)
+    stage.send_signal(signal.SIGKILL)
+    stage.wait()
+    deadline = time.time() + 10
+    while running() and time.time() < deadline:
+        time.sleep(0.2)
+    assert running() == []

@@ -18,8 +18,26 @@ import os
 import sys
 
 
+def kill_group_when_orphaned() -> None:
+    """This process dies with the stage (PR_SET_PDEATHSIG), but evalplus' workers and solution
+    processes would outlive it: a watchdog kills the whole group once the stage is gone."""
+    import signal
+    import threading
+    import time
+
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os.killpg(os.getpgid(0), signal.SIGKILL)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
 def main() -> None:
     options = json.loads(sys.argv[1])
+    kill_group_when_orphaned()
     sandbox_root = os.path.realpath(os.getcwd())
 
     import evalplus.eval as evalplus_eval
