@@ -1,0 +1,103 @@
+"""A micro profile of the real pipeline for harness tests: every stage runs in seconds.
+
+The language model is a 2-layer Llama with random weights (seeded) and SmolLM2's real
+tokenizer and chat template, built in a folder and named by path in params, as a user names
+any local model. It exercises every code path of the stages (LoRA training with Adam state,
+sampling from checkpoints, forced scoring, gradient features, EvalPlus) at a fraction of the
+cost; its text is noise, which the stages count as parse and execution failures. The teacher
+is the fault-injecting OpenAI-compatible endpoint of `fake_openai`, so its requests are paid
+and counted.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import yaml
+
+from conftest import shared_data_dir
+
+HUMANEVAL_PLUS = "HumanEvalPlus-v0.1.10.jsonl.gz"
+TEACHER_KEY_ENV = "SCODER_TEACHER_KEY"
+
+# `dvc repro -s` order of the micro profile (one bootstrap round)
+STAGES = ["pool", "categorize", "distill", "cost", "subset", "train@0", "reference", "dp_features", "sample@1",
+          "score@1", "influence@1", "select@1", "train@1", "synthesize", "scoder_train", "evaluate", "semantic_dedup",
+          "specialists", "specialist_evaluate", "dataset_metrics", "report"]
+
+
+def build_micro_model(folder: Path, seed: int = 0) -> Path:
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    from scoder.models import resolve
+
+    smollm2 = resolve("smollm2")
+    tokenizer = AutoTokenizer.from_pretrained(smollm2.path, gguf_file=smollm2.gguf_file)
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048, tie_word_embeddings=True,
+                         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+                         pad_token_id=tokenizer.pad_token_id)
+    torch.manual_seed(seed)
+    LlamaForCausalLM(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def micro_params(params: dict, model: str, teacher_url: str) -> dict:
+    llm = {"model": model}
+    params["pool"]["max_files"] = 40
+    params["categorize"]["per_category"] = 1
+    params["categorize"]["quality"].update(model=model, batch_size=2, threshold=0.0)
+    params["distill"]["teacher"].update(backend="openai", model="gpt-test", endpoint=teacher_url, api_key_env=TEACHER_KEY_ENV,
+                                        max_concurrency=2, timeout_s=10, max_retries=3)
+    params["distill"]["sampling"]["max_tokens"] = 64
+    params["distill"]["chunk_size"] = 2
+    params["subset"]["lm"] = model
+    params["train"].update(**llm)
+    params["synthesizers"] = {"0": {"data": "data/distill/samples.jsonl"}, "1": {"data": "data/rounds/1/selected.jsonl"}}
+    params["rounds"] = {"1": {"previous": "0", "snippets": 3, "select": 2}}
+    params["reference"].update(**llm, max_examples=6, batch_size=2)
+    params["influence"].update(proj_dim=64, max_dp=6, batch_size=1, shard_batches=1)
+    params["sample"]["sampling"].update(n=1, max_tokens=24)
+    params["sample"].update(guided_problem_tokens=12, chunk_size=2)
+    params["score"]["scorer"].update(**llm)
+    params["score"].update(execution="aspect", max_chars=400, chunk_size=2)
+    params["synthesize"].update(synthesizer="1", size=4, execution="annotate", guided_problem_tokens=12, chunk_size=2)
+    params["synthesize"]["sampling"].update(max_tokens=32)
+    params["scoder_train"].update(**llm)
+    params["scoder_train"]["phase2"].update(epochs=1)
+    params["evaluate"].update(limit=2, datasets=["humaneval"])
+    params["evaluate"]["sampling"].update(max_tokens=24)
+    params["specialists"].update(**llm, epochs=1)
+    params["specialist_evaluate"].update(limit=1, passes=[{"k": 1, "n": 1, "temperature": 0.2}])
+    params["specialist_evaluate"]["sampling"].update(max_tokens=16)
+    return params
+
+
+def make_project(repo_root: Path, dest: Path, model: Path, teacher_url: str) -> Path:
+    """A fresh git repository holding the tracked files (no data, metrics or lock), with the
+    micro profile in params.yaml."""
+    files = subprocess.run(["git", "ls-files"], cwd=repo_root, capture_output=True, text=True, check=True).stdout.split()
+    for rel in files:
+        if rel.startswith(("metrics/", "data/")) or rel == "dvc.lock":
+            continue
+        target = dest / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(repo_root / rel, target)
+    params = yaml.safe_load((dest / "params.yaml").read_text())
+    (dest / "params.yaml").write_text(yaml.safe_dump(micro_params(params, str(model), teacher_url), sort_keys=False))
+    for cmd in (["git", "init", "-q"], ["git", "add", "-A"],
+                ["git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "micro profile"]):
+        subprocess.run(cmd, cwd=dest, check=True, capture_output=True)
+    return dest
+
+
+def project_env(base: dict, bin_dir: Path, teacher_key: str) -> dict:
+    env = {k: v for k, v in base.items() if k not in ("MLFLOW_TRACKING_URI", "MBPP_OVERRIDE_PATH", "SCODER_CACHE_DIR")}
+    env.update(PATH=f"{bin_dir}:{env['PATH']}", HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false",
+               HUMANEVAL_OVERRIDE_PATH=str(shared_data_dir() / "benchmarks" / HUMANEVAL_PLUS))
+    env[TEACHER_KEY_ENV] = teacher_key
+    return env
