@@ -28,7 +28,11 @@ STAGES = ["pool", "categorize", "distill", "cost", "subset", "train@0", "referen
           "specialists", "specialist_evaluate", "dataset_metrics", "report"]
 
 
-def build_micro_model(folder: Path, seed: int = 0) -> Path:
+def build_micro_model(folder: Path, seed: int = 0, fence_logit: float = 9.0) -> Path:
+    """Random weights, plus one habit so that some answers parse: a constant residual
+    channel (dimension 0 of every embedding, untouched by the layers) drives the head's row
+    of the code-fence token to about `fence_logit`, i.e. P(fence) ~ 0.15 per step at
+    temperature 1 against the other ~49K near-zero logits."""
     import torch
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
@@ -37,11 +41,22 @@ def build_micro_model(folder: Path, seed: int = 0) -> Path:
     smollm2 = resolve("smollm2")
     tokenizer = AutoTokenizer.from_pretrained(smollm2.path, gguf_file=smollm2.gguf_file)
     config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048, tie_word_embeddings=True,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048, tie_word_embeddings=False,
                          bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
                          pad_token_id=tokenizer.pad_token_id)
     torch.manual_seed(seed)
-    LlamaForCausalLM(config).save_pretrained(folder)
+    model = LlamaForCausalLM(config)
+    with torch.no_grad():
+        model.model.embed_tokens.weight[:, 0] = 10.0
+        for layer in model.model.layers:  # nothing writes into the constant channel
+            layer.self_attn.o_proj.weight[0, :] = 0.0
+            layer.mlp.down_proj.weight[0, :] = 0.0
+        fence = tokenizer.encode("```", add_special_tokens=False)
+        head = model.lm_head.weight
+        head[:, 0] = 0.0
+        # the normed constant channel is 10 / rms ~ sqrt(hidden_size)
+        head[fence[0], 0] = fence_logit / config.hidden_size ** 0.5
+    model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
 
@@ -66,7 +81,7 @@ def micro_params(params: dict, model: str, teacher_url: str) -> dict:
     params["score"]["scorer"].update(**llm)
     params["score"].update(execution="aspect", max_chars=400, chunk_size=2)
     params["synthesize"].update(synthesizer="1", size=4, execution="annotate", guided_problem_tokens=12, chunk_size=2)
-    params["synthesize"]["sampling"].update(max_tokens=32)
+    params["synthesize"]["sampling"].update(max_tokens=32, temperature=1.0)  # seeded: some answers close the fence
     params["scoder_train"].update(**llm)
     params["scoder_train"]["phase2"].update(epochs=1)
     params["evaluate"].update(limit=2, datasets=["humaneval"])
