@@ -1,7 +1,11 @@
 import os
+import shutil
+import subprocess
 from pathlib import Path
+from typing import Callable
 
 import pytest
+import yaml
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -34,3 +38,23 @@ def mlflow_store(tmp_path, monkeypatch):
     uri = f"sqlite:///{tmp_path / 'mlruns.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     return uri
+
+
+def new_project(repo_root: Path, dest: Path, edit_params: Callable[[dict], None]) -> Path:
+    """A fresh git repository at `dest` holding this repository's tracked files, without data,
+    metrics or dvc.lock (a run starts from nothing, as a new profile would), with
+    `edit_params` applied to params.yaml and everything committed."""
+    files = subprocess.run(["git", "ls-files"], cwd=repo_root, capture_output=True, text=True, check=True).stdout.split()
+    for rel in files:
+        if rel.startswith(("metrics/", "data/")) or rel == "dvc.lock":
+            continue
+        target = dest / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(repo_root / rel, target)
+    params = yaml.safe_load((dest / "params.yaml").read_text())
+    edit_params(params)
+    (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    for cmd in (["git", "init", "-q"], ["git", "add", "-A"],
+                ["git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "init"]):
+        subprocess.run(cmd, cwd=dest, check=True, capture_output=True)
+    return dest

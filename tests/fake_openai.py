@@ -26,6 +26,19 @@ def judge_answer_for(prompt: str) -> str:
     return f"[Reason]\nThe pair is consistent and the code is plausible.\n[Score]\n{{\n{block}\n}}\n[End]"
 
 
+def answered_tags(cache_file) -> set[str]:
+    """Tags (the `f_<tag>` of `answer_for`, the prompt hash's first 8 hex digits) of the
+    answers that reached a client and were committed to its response cache."""
+    import sqlite3
+    from pathlib import Path
+
+    if not Path(cache_file).exists():
+        return set()
+    with sqlite3.connect(cache_file) as db:
+        texts = [json.loads(value)["text"] for (value,) in db.execute("SELECT value FROM responses")]
+    return {text.split("`f_")[1][:8] for text in texts if "`f_" in text}
+
+
 def answer_for(prompt: str) -> str:
     if "evaluate the quality of this code data pair" in prompt:
         return judge_answer_for(prompt)

@@ -11,13 +11,9 @@ and counted.
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from pathlib import Path
 
-import yaml
-
-from conftest import shared_data_dir
+from conftest import new_project, shared_data_dir
 
 HUMANEVAL_PLUS = "HumanEvalPlus-v0.1.10.jsonl.gz"
 TEACHER_KEY_ENV = "SCODER_TEACHER_KEY"
@@ -61,7 +57,7 @@ def build_micro_model(folder: Path, seed: int = 0, fence_logit: float = 9.0) -> 
     return folder
 
 
-def micro_params(params: dict, model: str, teacher_url: str) -> dict:
+def micro_params(params: dict, model: str, teacher_url: str) -> None:
     llm = {"model": model}
     params["pool"]["max_files"] = 40
     params["categorize"]["per_category"] = 1
@@ -89,25 +85,11 @@ def micro_params(params: dict, model: str, teacher_url: str) -> dict:
     params["specialists"].update(**llm, epochs=1)
     params["specialist_evaluate"].update(limit=1, passes=[{"k": 1, "n": 1, "temperature": 0.2}])
     params["specialist_evaluate"]["sampling"].update(max_tokens=16)
-    return params
 
 
 def make_project(repo_root: Path, dest: Path, model: Path, teacher_url: str) -> Path:
-    """A fresh git repository holding the tracked files (no data, metrics or lock), with the
-    micro profile in params.yaml."""
-    files = subprocess.run(["git", "ls-files"], cwd=repo_root, capture_output=True, text=True, check=True).stdout.split()
-    for rel in files:
-        if rel.startswith(("metrics/", "data/")) or rel == "dvc.lock":
-            continue
-        target = dest / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(repo_root / rel, target)
-    params = yaml.safe_load((dest / "params.yaml").read_text())
-    (dest / "params.yaml").write_text(yaml.safe_dump(micro_params(params, str(model), teacher_url), sort_keys=False))
-    for cmd in (["git", "init", "-q"], ["git", "add", "-A"],
-                ["git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "micro profile"]):
-        subprocess.run(cmd, cwd=dest, check=True, capture_output=True)
-    return dest
+    """A fresh git repository of the tracked files with the micro profile in params.yaml."""
+    return new_project(repo_root, dest, lambda params: micro_params(params, str(model), teacher_url))
 
 
 def project_env(base: dict, bin_dir: Path, teacher_key: str) -> dict:

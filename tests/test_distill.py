@@ -4,7 +4,6 @@ paying twice, with parse metrics and the cost ledger."""
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -12,7 +11,7 @@ from pathlib import Path
 
 import yaml
 
-from fake_openai import FakeOpenAI
+from fake_openai import FakeOpenAI, answered_tags
 from scoder.cost import summarize
 from scoder.distill import DistillConfig, synthesize_samples
 from scoder.llm import LLMConfig, SamplingParams
@@ -74,8 +73,7 @@ def test_distill_stage_resumes_after_sigkill_without_paying_twice(tmp_path, repo
         assert not (project / "run" / "samples.jsonl").exists()  # no half-written output
 
         # answers the client had received (and committed) before it was killed
-        with sqlite3.connect(project / "cache" / "responses.sqlite") as db:
-            received = {json.loads(v)["text"].split("`f_")[1][:8] for (v,) in db.execute("SELECT value FROM responses")}
+        received = answered_tags(project / "cache" / "responses.sqlite")
         assert len(received) >= paid_at_kill - 2  # at most max_concurrency answers were in flight
 
         subprocess.run(stage_cmd(project, repo_root, "run"), env=env_for(project, "cache"), check=True, capture_output=True, cwd=project)

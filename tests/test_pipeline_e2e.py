@@ -3,7 +3,6 @@ in a fresh git clone of this repository's tracked files, with the default MLflow
 
 import json
 import os
-import shutil
 import sqlite3
 import subprocess
 import sys
@@ -11,8 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-import yaml
-from conftest import shared_data_dir
+from conftest import new_project, shared_data_dir
 
 pytestmark = pytest.mark.slow
 
@@ -36,41 +34,30 @@ def run(cmd, cwd, stdout_only=False, **kwargs):
 @pytest.fixture(scope="module")
 def project(repo_root, tmp_path_factory):
     """A fresh repository holding the tracked files, with the tiny test profile."""
-    dest = tmp_path_factory.mktemp("e2e") / "project"
-    files = subprocess.run(["git", "ls-files"], cwd=repo_root, capture_output=True, text=True, check=True).stdout.split()
-    for rel in files:
-        if rel.startswith(("metrics/", "data/")) or rel == "dvc.lock":
-            continue  # start from nothing, as a new profile would
-        target = dest / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(repo_root / rel, target)
-    params = yaml.safe_load((dest / "params.yaml").read_text())
-    params["pool"]["max_files"] = 60
-    params["categorize"]["per_category"] = 1
-    params["categorize"]["quality"]["batch_size"] = 1
-    params["distill"]["sampling"]["max_tokens"] = 48  # answers get truncated: parse failures are counted
-    params["train"].update(batch_size=1)  # 2 selected samples still make M=2 steps
-    params["rounds"] = {"1": {"previous": "0", "snippets": 3, "select": 2}, "2": {"previous": "1", "snippets": 2, "select": 1}}
-    params["reference"].update(max_examples=4)
-    params["influence"].update(proj_dim=64, max_dp=4)
-    params["sample"]["sampling"].update(n=1, max_tokens=64)
-    params["sample"]["guided_problem_tokens"] = 24
-    params["score"]["max_chars"] = 400
-    params["score"]["execution"] = "aspect"  # code cut at 64 tokens rarely runs: filter could leave a round empty
-    params["synthesize"].update(execution="annotate")
-    params["synthesize"]["sampling"].update(max_tokens=160)
-    params["scoder_train"]["phase2"].update(epochs=1)
-    params["evaluate"].update(limit=2)
-    params["evaluate"]["sampling"].update(max_tokens=48)
-    params["synthesize"]["size"] = 4  # K=2 specialists need at least two records
-    params["specialists"].update(epochs=1)
-    params["specialist_evaluate"].update(limit=1, passes=[{"k": 1, "n": 1, "temperature": 0.2}, {"k": 2, "n": 2, "temperature": 0.8}])
-    params["specialist_evaluate"]["sampling"].update(max_tokens=32)
-    (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    for cmd in (["git", "init", "-q"], ["git", "add", "-A"]):
-        run(cmd, dest)
-    run(["git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "init"], dest)
-    return dest
+    def tiny(params):
+        params["pool"]["max_files"] = 60
+        params["categorize"]["per_category"] = 1
+        params["categorize"]["quality"]["batch_size"] = 1
+        params["distill"]["sampling"]["max_tokens"] = 48  # answers get truncated: parse failures are counted
+        params["train"].update(batch_size=1)  # 2 selected samples still make M=2 steps
+        params["rounds"] = {"1": {"previous": "0", "snippets": 3, "select": 2}, "2": {"previous": "1", "snippets": 2, "select": 1}}
+        params["reference"].update(max_examples=4)
+        params["influence"].update(proj_dim=64, max_dp=4)
+        params["sample"]["sampling"].update(n=1, max_tokens=64)
+        params["sample"]["guided_problem_tokens"] = 24
+        params["score"]["max_chars"] = 400
+        params["score"]["execution"] = "aspect"  # code cut at 64 tokens rarely runs: filter could leave a round empty
+        params["synthesize"].update(execution="annotate")
+        params["synthesize"]["sampling"].update(max_tokens=160)
+        params["scoder_train"]["phase2"].update(epochs=1)
+        params["evaluate"].update(limit=2)
+        params["evaluate"]["sampling"].update(max_tokens=48)
+        params["synthesize"]["size"] = 4  # K=2 specialists need at least two records
+        params["specialists"].update(epochs=1)
+        params["specialist_evaluate"].update(limit=1, passes=[{"k": 1, "n": 1, "temperature": 0.2}, {"k": 2, "n": 2, "temperature": 0.8}])
+        params["specialist_evaluate"]["sampling"].update(max_tokens=32)
+
+    return new_project(repo_root, tmp_path_factory.mktemp("e2e") / "project", tiny)
 
 
 def metrics(project, name):

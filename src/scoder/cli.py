@@ -115,9 +115,11 @@ def provenance_command(args: argparse.Namespace) -> int:
 
 def lock_outputs(lock_file: str) -> dict[str, str]:
     """{output path: md5} over every stage of a dvc.lock."""
+    from pathlib import Path
+
     import yaml
 
-    lock = yaml.safe_load(open(lock_file, encoding="utf-8")) or {}
+    lock = yaml.safe_load(Path(lock_file).read_text(encoding="utf-8")) or {}
     return {out["path"]: out.get("md5", "") for stage in (lock.get("stages") or {}).values() for out in stage.get("outs") or []}
 
 

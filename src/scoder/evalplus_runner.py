@@ -19,8 +19,9 @@ import sys
 
 
 def kill_group_when_orphaned() -> None:
-    """This process dies with the stage (PR_SET_PDEATHSIG), but evalplus' workers and solution
-    processes would outlive it: a watchdog kills the whole group once the stage is gone."""
+    """evalplus' workers and solution processes would outlive a killed stage, and so would this
+    process (started without PR_SET_PDEATHSIG for this reason): a watchdog kills the whole
+    process group, this process included, once the stage is gone."""
     import signal
     import threading
     import time
