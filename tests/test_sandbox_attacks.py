@@ -208,7 +208,6 @@ def test_evalplus_runs_without_the_callers_environment(target, humaneval0, tmp_p
     results = run_evalplus("humaneval", problems_file, {problem["task_id"]: [as_solution(leak, problem, target)]},
                            tmp_path / "work", base_only=True)
     assert results[problem["task_id"]][0]["base_status"] == "pass"
-    assert signal.getsignal(signal.SIGTERM) is not None  # the caller is untouched
 
 
 KILLED_STAGE = """
