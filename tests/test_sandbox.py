@@ -124,3 +124,17 @@ def test_huge_file_write_hits_the_size_limit():
 def test_isolation_reports_its_layers():
     result = run_untrusted("x = 1\n", FAST)
     assert result.isolation == ("netns+audit" if network_namespace_available() else "audit")
+
+
+def test_errors_name_the_candidate_code_not_the_runner():
+    """The stderr kept in the records is the same whichever folder the checkout lives in."""
+    from scoder.sandbox import RUNNER
+
+    failing = run_untrusted("def f(x):\n    return int(x)\n\nf('not a number')\n")
+    assert failing.returncode == 1 and not failing.exec_ok
+    assert str(RUNNER.parent) not in failing.stderr and "sandbox_runner" not in failing.stderr
+    assert 'File "<candidate>", line 4' in failing.stderr and 'line 2, in f' in failing.stderr
+    assert failing.stderr.rstrip().endswith("ValueError: invalid literal for int() with base 10: 'not a number'")
+    broken = run_untrusted("print((1,\n")
+    assert broken.returncode == 1 and "sandbox_runner" not in broken.stderr and "SyntaxError" in broken.stderr
+    assert run_untrusted("import sys\nsys.exit(3)").returncode == 3  # the code's own exit status stays

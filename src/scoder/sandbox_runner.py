@@ -12,6 +12,7 @@ parent, which this process cannot influence.
 
 import os
 import sys
+import traceback
 
 
 def install_policy(workdir: str) -> None:
@@ -57,9 +58,24 @@ def main() -> None:
     workdir, code_file = sys.argv[1], sys.argv[2]
     with open(code_file, encoding="utf-8") as handle:
         code = handle.read()
-    compiled = compile(code, "<candidate>", "exec")
-    install_policy(workdir)
-    exec(compiled, {"__name__": "__main__", "__builtins__": __builtins__})
+    try:
+        compiled = compile(code, "<candidate>", "exec")
+        install_policy(workdir)
+        exec(compiled, {"__name__": "__main__", "__builtins__": __builtins__})
+    except (SystemExit, KeyboardInterrupt):
+        raise
+    except BaseException as error:
+        report_candidate_error(error)
+        sys.exit(1)  # what an uncaught exception exits with
+
+
+def report_candidate_error(error: BaseException) -> None:
+    """The traceback without this runner's own frames: they name the checkout's absolute path,
+    which would make the stderr kept in the records (and their DVC hashes) differ per folder."""
+    tb = error.__traceback__
+    while tb is not None and tb.tb_frame.f_code.co_filename == __file__:
+        tb = tb.tb_next
+    traceback.print_exception(type(error), error, tb)
 
 
 if __name__ == "__main__":
