@@ -1,6 +1,7 @@
 import subprocess
 
 import mlflow
+import torch
 
 from scoder.tracking import REDACTED, flatten, redact, stage_run
 
@@ -28,6 +29,7 @@ def test_stage_run_logs_params_metrics_tags(mlflow_store, tmp_path, monkeypatch)
     assert got.data.params["pool.token"] == REDACTED
     assert got.data.metrics == {"count": 3.0, "nested.x": 1.5}
     assert got.data.tags["scoder.stage"] == "pool"
+    assert got.data.tags["scoder.torch_threads"] == str(torch.get_num_threads())  # torch was imported: tagged
     assert "mlflow.source.git.commit" in got.data.tags and "scoder.pipeline_id" in got.data.tags
     artifacts = [a.path for a in client.list_artifacts(run.run_id)]
     assert artifacts == ["m.json"]

@@ -25,6 +25,7 @@ import logging
 import os
 import re
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -170,6 +171,19 @@ def stage_run(stage: str, params: dict[str, Any], params_file: str | Path = "par
         yield StageRun(mlflow, run)
         written = {path: _file_hash(path) for path, state in _metrics_files_state().items() if before.get(path) != state}
         mlflow.set_tags({f"{METRICS_TAG}{path.as_posix()}": digest for path, digest in written.items()})
+        mlflow.set_tags(_float_environment_tags())
+
+
+def _float_environment_tags() -> dict[str, str]:
+    """What decides a CPU stage's floating-point bits besides its inputs: torch's thread count
+    (reductions split differently: 1 and 8 threads give SmolLM2 logits differing by up to 6e-5)
+    and the instruction set its kernels were picked for. Only for stages that used torch; this
+    never imports it."""
+    torch = sys.modules.get("torch")
+    if torch is None:
+        return {}
+    return {"scoder.torch_threads": str(torch.get_num_threads()),
+            "scoder.cpu_capability": str(torch.backends.cpu.get_cpu_capability())}
 
 
 def _metrics_files_state() -> dict[Path, tuple[int, int]]:
