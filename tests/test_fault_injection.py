@@ -231,3 +231,10 @@ def test_every_metrics_file_maps_to_a_tagged_mlflow_run(runs):
         # the first stage of a clean project starts before any dvc.lock exists ("none")
         assert all(r["git_commit"] == commit and r["dvc_lock_hash"] for r in rows)
         assert sum(len(r["dvc_lock_hash"]) == 16 for r in rows) >= len(rows) - 3
+    # every kill left its stage's run RUNNING; each rerun closed the one before it as KILLED
+    import mlflow
+
+    client = mlflow.tracking.MlflowClient(f"sqlite:///{runs['faulty'] / 'mlruns.db'}")
+    statuses = [r.info.status for r in client.search_runs([e.experiment_id for e in client.search_experiments()])]
+    assert "RUNNING" not in statuses
+    assert statuses.count("KILLED") == sum(map(len, runs["kills"].values()))

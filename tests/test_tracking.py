@@ -1,4 +1,5 @@
 import subprocess
+import sys
 
 import mlflow
 import torch
@@ -79,3 +80,22 @@ def test_lock_diff_names_the_outputs_that_differ(tmp_path, capsys):
     assert main(["lock-diff", str(tmp_path / "a.lock"), str(tmp_path / "a.lock")]) == 0
     assert main(["lock-diff", str(tmp_path / "a.lock"), str(tmp_path / "b.lock")]) == 1
     assert "data/distill: bb.dir vs cc.dir" in capsys.readouterr().out
+
+
+def test_a_killed_stage_s_run_is_marked_killed_when_the_stage_runs_again(mlflow_store, tmp_path):
+    """A SIGKILLed stage never ends its MLflow run; the next run of that stage closes it."""
+    script = ("import os, signal\nfrom scoder.tracking import stage_run\n"
+              "with stage_run('pool', {}) as run:\n    print(run.run_id, flush=True)\n"
+              "    os.kill(os.getpid(), signal.SIGKILL)\n")
+    killed = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True)
+    assert killed.returncode == -9
+    orphan = killed.stdout.split()[0]
+    client = mlflow.tracking.MlflowClient(mlflow_store)
+    assert client.get_run(orphan).info.status == "RUNNING"
+    with stage_run("categorize", {}):  # another stage leaves it alone
+        pass
+    assert client.get_run(orphan).info.status == "RUNNING"
+    with stage_run("pool", {}) as rerun:
+        assert client.get_run(rerun.run_id).info.status == "RUNNING"  # its own run is not touched
+    assert client.get_run(orphan).info.status == "KILLED"
+    assert client.get_run(rerun.run_id).info.status == "FINISHED"

@@ -24,6 +24,7 @@ import hashlib
 import logging
 import os
 import re
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -161,7 +162,10 @@ def stage_run(stage: str, params: dict[str, Any], params_file: str | Path = "par
         "scoder.params_hash": params_hash,
         "scoder.dvc_lock_hash": _file_hash(root / "dvc.lock"),
         "mlflow.source.git.commit": commit,
+        "scoder.host": socket.gethostname(),
+        "scoder.pid": str(os.getpid()),
     }
+    _close_orphaned_runs(mlflow, stage, tags["scoder.host"])
     before = _metrics_files_state()
     with mlflow.start_run(run_name=stage, tags=tags) as run:
         flat = redact(flatten(params))
@@ -172,6 +176,32 @@ def stage_run(stage: str, params: dict[str, Any], params_file: str | Path = "par
         written = {path: _file_hash(path) for path, state in _metrics_files_state().items() if before.get(path) != state}
         mlflow.set_tags({f"{METRICS_TAG}{path.as_posix()}": digest for path, digest in written.items()})
         mlflow.set_tags(_float_environment_tags())
+
+
+def _close_orphaned_runs(mlflow, stage: str, host: str) -> None:
+    """Mark KILLED the runs of `stage` left RUNNING on this host by a process that no longer
+    exists (a SIGKILLed stage never ends its run). Runs of live processes, or of other hosts,
+    are left alone."""
+    experiment = mlflow.get_experiment_by_name(os.environ.get("SCODER_EXPERIMENT", DEFAULT_EXPERIMENT))
+    orphans = mlflow.search_runs(
+        [experiment.experiment_id], output_format="list",
+        filter_string=f"attributes.status = 'RUNNING' and tags.`scoder.stage` = '{stage}' and tags.`scoder.host` = '{host}'")
+    for run in orphans:
+        pid = int(run.data.tags.get("scoder.pid", "0"))
+        if pid and not _process_exists(pid):
+            log.info("closing run %s of stage '%s' as KILLED: its process %d ended without ending it",
+                     run.info.run_id, stage, pid)
+            mlflow.tracking.MlflowClient().set_terminated(run.info.run_id, status="KILLED")
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, owned by another user
+        return True
+    return True
 
 
 def _float_environment_tags() -> dict[str, str]:
