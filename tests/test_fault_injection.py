@@ -1,7 +1,8 @@
 """Fault injection over the real pipeline (micro profile, `tests/micro_profile.py`).
 
 A clean project runs every stage with `dvc repro -s <stage>`, timing when each stage's work
-starts (its MLflow run is opened, after imports) and ends. A second project then runs the
+starts (its MLflow run is opened, after imports) and ends (the run is closed, before dvc caches
+the outputs). A second project then runs the
 same stages, but each long stage is first started and SIGKILLed (dvc and the stage, the whole
 process group) at three seeded random points inside its work window, then rerun to completion.
 After every kill:
@@ -16,6 +17,7 @@ At the end:
   dvc.yaml, dvc.lock, data, the DVC cache, metrics, MLflow's store and artifacts) and in
   no log line, and in no MLflow param or tag;
 - every metrics file maps to a finished MLflow run tagged with the git commit and dvc.lock hash.
+- every run a kill left RUNNING was closed as KILLED by the stage's next attempt (and no other).
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ LONG_STAGES = ["categorize", "distill", "train@0", "reference", "dp_features", "
                "train@1", "synthesize", "scoder_train", "evaluate", "specialists", "specialist_evaluate"]
 KILLS_PER_STAGE = 3
 WORK_STARTED = "MLflow run "  # scoder.tracking logs it when the stage's run opens
+WORK_ENDED = "finished its work; run "  # and this when the run is closed
 SEED = 20261124
 
 
@@ -62,6 +65,7 @@ class StageProcess:
         self.lines: list[str] = []
         self.work_started = threading.Event()
         self.work_started_at: float | None = None
+        self.work_ended_at: float | None = None
         self.reader = threading.Thread(target=self._read, daemon=True)
         self.reader.start()
 
@@ -71,6 +75,8 @@ class StageProcess:
             if WORK_STARTED in line and not self.work_started.is_set():
                 self.work_started_at = time.perf_counter()
                 self.work_started.set()
+            if WORK_ENDED in line and self.work_ended_at is None:
+                self.work_ended_at = time.perf_counter()
 
     def wait(self, timeout: float = 900) -> int:
         code = self.proc.wait(timeout)
@@ -106,11 +112,19 @@ def leftover_processes(project: Path) -> list[str]:
     return [line for line in out.splitlines() if "pgrep" not in line]
 
 
+def running_runs(project: Path) -> set[str]:
+    import mlflow
+
+    client = mlflow.tracking.MlflowClient(f"sqlite:///{project / 'mlruns.db'}")
+    experiments = [e.experiment_id for e in client.search_experiments()]
+    return {r.info.run_id for r in client.search_runs(experiments, "attributes.status = 'RUNNING'")}
+
+
 @pytest.fixture(scope="module")
 def runs(repo_root, tmp_path_factory):
     root = tmp_path_factory.mktemp("faults")
     model = build_micro_model(root / "micro-llama")
-    report = {"kills": {}, "missed": {}, "logs": []}
+    report = {"kills": {}, "after_work": {}, "missed": {}, "logs": [], "orphaned": set()}
     with FakeOpenAI(delay_s=0.4) as teacher:
         env = project_env(dict(os.environ), BIN, TEACHER_KEY)
         clean = make_project(repo_root, root / "clean", model, teacher.url)
@@ -121,8 +135,8 @@ def runs(repo_root, tmp_path_factory):
             report["logs"].append(run.output)
             assert code == 0, f"clean run of {stage} failed:\n{run.output[-4000:]}"
             if stage in LONG_STAGES:
-                assert run.work_started_at, f"{stage} never logged its MLflow run"
-                windows[stage] = time.perf_counter() - run.work_started_at
+                assert run.work_started_at and run.work_ended_at, f"{stage} never logged its MLflow run"
+                windows[stage] = run.work_ended_at - run.work_started_at
         clean_paid = sum(teacher.paid.values())
         teacher.paid.clear()
 
@@ -131,19 +145,28 @@ def runs(repo_root, tmp_path_factory):
         distill_kills: list[tuple[set[str], dict]] = []  # (answers cached by then, paid counts by then)
         for stage in STAGES:
             if stage in LONG_STAGES:
-                report["kills"][stage], report["missed"][stage] = [], 0
+                report["kills"][stage], report["after_work"][stage], report["missed"][stage] = [], [], 0
                 while len(report["kills"][stage]) < KILLS_PER_STAGE:
                     point = rng.uniform(0.05, 0.9) * windows[stage]
-                    if report["missed"][stage]:  # the stage finished before the last point: aim earlier
-                        point *= 0.5 ** report["missed"][stage]
+                    late = report["missed"][stage] + len(report["after_work"][stage])
+                    if late:  # a rerun can be quicker than the clean run (warm caches): aim earlier
+                        point *= 0.5 ** late
                     run = StageProcess(faulty, env, stage, force=True)
                     assert run.work_started.wait(600), f"{stage} never started its work:\n{run.output[-3000:]}"
                     time.sleep(max(0.0, point - (time.perf_counter() - run.work_started_at)))
                     if run.kill():
-                        report["kills"][stage].append(round(point, 2))
+                        # a kill inside the stage's work leaves its run RUNNING; one that lands
+                        # after the run ended (while dvc caches the outputs) leaves it FINISHED and
+                        # is kept as an extra fault, not counted among the stage's three
+                        orphaned = running_runs(faulty) - report["orphaned"]
+                        report["kills" if orphaned else "after_work"][stage].append(round(point, 2))
+                        report["orphaned"] |= orphaned
                     else:
                         report["missed"][stage] += 1
-                        assert report["missed"][stage] <= 6, f"{stage} always finished before its kill point"
+                    # the stages with sub-second work in the micro profile (distill with its answers
+                    # cached, dp_features, influence) can need several tries, each aimed earlier
+                    assert report["missed"][stage] + len(report["after_work"][stage]) <= 12, \
+                        f"{stage} kept finishing its work before the kill point"
                     report["logs"].append(run.output)
                     if stage == "distill":
                         distill_kills.append((answered_tags(faulty / ".cache/scoder/responses.sqlite"), dict(teacher.paid)))
@@ -174,8 +197,10 @@ def test_every_long_stage_survives_three_kills_with_identical_outputs(runs):
     assert set(clean) == set(faulty) and len(clean) > 30
     differ = sorted(p for p in compared(clean) if clean[p] != faulty[p])
     assert differ == [], f"outputs that differ from the uninterrupted run: {differ}"
-    print(f"\nfaults injected and survived: {sum(map(len, runs['kills'].values()))} over {len(LONG_STAGES)} stages; "
-          f"kill points (s into the work window): {runs['kills']}; windows: "
+    extra = sum(map(len, runs["after_work"].values()))
+    print(f"\nfaults injected and survived: {sum(map(len, runs['kills'].values())) + extra} over {len(LONG_STAGES)} "
+          f"stages, {extra} of them after the stage's work ended (while dvc cached its outputs); "
+          f"kill points (s into the work window): {runs['kills']}; after the work: {runs['after_work']}; windows: "
           f"{ {s: round(w, 1) for s, w in runs['windows'].items()} }; finished before the point: {runs['missed']}")
     out = subprocess.run([str(BIN / "dvc"), "status"], cwd=runs["faulty"], capture_output=True, text=True).stdout
     assert "up to date" in out
@@ -231,10 +256,12 @@ def test_every_metrics_file_maps_to_a_tagged_mlflow_run(runs):
         # the first stage of a clean project starts before any dvc.lock exists ("none")
         assert all(r["git_commit"] == commit and r["dvc_lock_hash"] for r in rows)
         assert sum(len(r["dvc_lock_hash"]) == 16 for r in rows) >= len(rows) - 3
-    # every kill left its stage's run RUNNING; each rerun closed the one before it as KILLED
+    # every run a kill left RUNNING was closed as KILLED by the stage's next attempt, and no
+    # other run was
     import mlflow
 
     client = mlflow.tracking.MlflowClient(f"sqlite:///{runs['faulty'] / 'mlruns.db'}")
-    statuses = [r.info.status for r in client.search_runs([e.experiment_id for e in client.search_experiments()])]
-    assert "RUNNING" not in statuses
-    assert statuses.count("KILLED") == sum(map(len, runs["kills"].values()))
+    logged = client.search_runs([e.experiment_id for e in client.search_experiments()])
+    assert [r.info.run_id for r in logged if r.info.status == "RUNNING"] == []
+    assert len(runs["orphaned"]) == KILLS_PER_STAGE * len(LONG_STAGES)
+    assert {r.info.run_id for r in logged if r.info.status == "KILLED"} == runs["orphaned"]

@@ -176,6 +176,7 @@ def stage_run(stage: str, params: dict[str, Any], params_file: str | Path = "par
         written = {path: _file_hash(path) for path, state in _metrics_files_state().items() if before.get(path) != state}
         mlflow.set_tags({f"{METRICS_TAG}{path.as_posix()}": digest for path, digest in written.items()})
         mlflow.set_tags(_float_environment_tags())
+    log.info("stage '%s' finished its work; run %s closed as FINISHED", stage, run.info.run_id)
 
 
 def _close_orphaned_runs(mlflow, stage: str, host: str) -> None:
