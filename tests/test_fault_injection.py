@@ -2,9 +2,9 @@
 
 A clean project runs every stage with `dvc repro -s <stage>`, timing when each stage's work
 starts (its MLflow run is opened, after imports) and ends (the run is closed, before dvc caches
-the outputs). A second project then runs the
-same stages, but each long stage is first started and SIGKILLed (dvc and the stage, the whole
-process group) at three seeded random points inside its work window, then rerun to completion.
+the outputs). A second project then runs the same stages, but each long stage is first started
+and SIGKILLed (dvc and the stage, the whole process group) at three seeded random points
+inside its work window, then rerun to completion.
 After every kill:
 - every output that dvc.lock records has the clean run's hash (DVC never records half of one);
 - no process of the killed stage (generated code included) is left running.
@@ -112,12 +112,12 @@ def leftover_processes(project: Path) -> list[str]:
     return [line for line in out.splitlines() if "pgrep" not in line]
 
 
-def running_runs(project: Path) -> set[str]:
+def logged_runs(project: Path, filter_string: str = "") -> list:
+    """The MLflow runs in a project's store, in every experiment."""
     import mlflow
 
     client = mlflow.tracking.MlflowClient(f"sqlite:///{project / 'mlruns.db'}")
-    experiments = [e.experiment_id for e in client.search_experiments()]
-    return {r.info.run_id for r in client.search_runs(experiments, "attributes.status = 'RUNNING'")}
+    return client.search_runs([e.experiment_id for e in client.search_experiments()], filter_string)
 
 
 @pytest.fixture(scope="module")
@@ -158,7 +158,8 @@ def runs(repo_root, tmp_path_factory):
                         # a kill inside the stage's work leaves its run RUNNING; one that lands
                         # after the run ended (while dvc caches the outputs) leaves it FINISHED and
                         # is kept as an extra fault, not counted among the stage's three
-                        orphaned = running_runs(faulty) - report["orphaned"]
+                        running = {r.info.run_id for r in logged_runs(faulty, "attributes.status = 'RUNNING'")}
+                        orphaned = running - report["orphaned"]
                         report["kills" if orphaned else "after_work"][stage].append(round(point, 2))
                         report["orphaned"] |= orphaned
                     else:
@@ -229,10 +230,7 @@ def test_the_api_key_appears_in_no_file_log_or_mlflow_record(runs):
         leaked = [str(p.relative_to(project)) for p in project.rglob("*")
                   if p.is_file() and not p.is_symlink() and needle in p.read_bytes()]
         assert leaked == []
-        import mlflow
-
-        client = mlflow.tracking.MlflowClient(f"sqlite:///{project / 'mlruns.db'}")
-        runs_logged = client.search_runs([e.experiment_id for e in client.search_experiments()])
+        runs_logged = logged_runs(project)
         assert len(runs_logged) >= len(STAGES) - 1  # every stage but report (no metrics, no run) opens one
         for run in runs_logged:
             assert TEACHER_KEY not in json.dumps({**run.data.params, **run.data.tags})
@@ -258,10 +256,7 @@ def test_every_metrics_file_maps_to_a_tagged_mlflow_run(runs):
         assert sum(len(r["dvc_lock_hash"]) == 16 for r in rows) >= len(rows) - 3
     # every run a kill left RUNNING was closed as KILLED by the stage's next attempt, and no
     # other run was
-    import mlflow
-
-    client = mlflow.tracking.MlflowClient(f"sqlite:///{runs['faulty'] / 'mlruns.db'}")
-    logged = client.search_runs([e.experiment_id for e in client.search_experiments()])
+    logged = logged_runs(runs["faulty"])
     assert [r.info.run_id for r in logged if r.info.status == "RUNNING"] == []
     assert len(runs["orphaned"]) == KILLS_PER_STAGE * len(LONG_STAGES)
     assert {r.info.run_id for r in logged if r.info.status == "KILLED"} == runs["orphaned"]
