@@ -17,8 +17,8 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import torch  # noqa: E402
 
-from scoder.influence import _collate, batched_gradients, encode_example, loop_gradients  # noqa: E402
-from scoder.prompts import synthesis_prompt  # noqa: E402
+from scoder.bootstrap.influence import _collate, batched_gradients, encode_example, loop_gradients  # noqa: E402
+from scoder.bootstrap.prompts import synthesis_prompt  # noqa: E402
 
 
 def examples(count: int, answer_lines: int) -> list[dict]:
@@ -41,7 +41,7 @@ def main() -> None:
     args = parser.parse_args()
     from peft import LoraConfig, get_peft_model
 
-    from scoder.train import load_trainable_model
+    from scoder.training.sft import load_trainable_model
 
     torch.manual_seed(0)
     base, tokenizer = load_trainable_model("smollm2")

@@ -14,8 +14,8 @@ import time
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from scoder.llm import LLMConfig, SamplingParams, load_llm  # noqa: E402
-from scoder.prompts import synthesis_prompt  # noqa: E402
+from scoder.models.llm import LLMConfig, SamplingParams, load_llm  # noqa: E402
+from scoder.bootstrap.prompts import synthesis_prompt  # noqa: E402
 
 SNIPPET = '''def moving_average(values, window):
     """Return the moving averages of `values` over `window` items."""

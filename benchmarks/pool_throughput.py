@@ -12,8 +12,8 @@ from __future__ import annotations
 import argparse
 import time
 
-from scoder.pool.build import build_pool
-from scoder.pool.config import DecontamConfig, PoolConfig
+from scoder.bootstrap.pool.build import build_pool
+from scoder.bootstrap.pool.config import DecontamConfig, PoolConfig
 
 
 def run(workers: int) -> tuple[float, dict]:

@@ -3,7 +3,7 @@
 Selects m of n unit features (a seeded mixture of Gaussians; seed 003's setting is 10,000 of
 92,000 768-dimensional features) with
 - scoder's implementation (blockwise top-k refresh + scatter-add gradient, see
-  scoder.select.parametric), and
+  scoder.subset.parametric), and
 - the reference written plainly here: every iteration the full n x m similarity, the loss
   of Algorithm 1 and autograd through it;
 then prints times, the ratio and both coverages, and K-Center's time and coverage.
@@ -23,9 +23,9 @@ import time
 import numpy as np
 import torch
 
-from scoder.select.baselines import select_kcenter, select_random
-from scoder.select.parametric import ParametricConfig, nearest_unique, select_parametric
-from scoder.select.quality import coverage
+from scoder.subset.baselines import select_kcenter, select_random
+from scoder.subset.parametric import ParametricConfig, nearest_unique, select_parametric
+from scoder.subset.quality import coverage
 
 
 def mixture(n: int, dim: int, centers: int, seed: int) -> np.ndarray:

@@ -6,18 +6,18 @@ import logging
 from collections import Counter
 from pathlib import Path
 
-from scoder.stage import quiet_threads, setup_logging, stage_parser, load_section
+from scoder.core.stage import quiet_threads, setup_logging, stage_parser, load_section
 
 quiet_threads()
 
 import numpy as np  # noqa: E402
 
-from scoder.cost import usage_entry, write_ledger_entry  # noqa: E402
-from scoder.categorize import CategorizeConfig, assign_categories, sample_per_category  # noqa: E402
-from scoder.embed import embed_texts, load_embedder  # noqa: E402
-from scoder.io import read_jsonl, write_json, write_jsonl, write_npy  # noqa: E402
-from scoder.params import from_dict  # noqa: E402
-from scoder.tracking import stage_run  # noqa: E402
+from scoder.core.cost import usage_entry, write_ledger_entry  # noqa: E402
+from scoder.bootstrap.categorize import CategorizeConfig, assign_categories, sample_per_category  # noqa: E402
+from scoder.models.embed import embed_texts, load_embedder  # noqa: E402
+from scoder.core.io import read_jsonl, write_json, write_jsonl, write_npy  # noqa: E402
+from scoder.core.params import from_dict  # noqa: E402
+from scoder.core.tracking import stage_run  # noqa: E402
 
 log = logging.getLogger("stage.categorize")
 
@@ -52,8 +52,8 @@ def main() -> None:
         accept = None
         llm = None
         if config.quality.method == "lm":
-            from scoder.llm import LLMConfig, load_llm
-            from scoder.pool.quality import quality_scores
+            from scoder.models.llm import LLMConfig, load_llm
+            from scoder.bootstrap.pool.quality import quality_scores
 
             llm = load_llm(LLMConfig(model=config.quality.model, batch_size=config.quality.batch_size))
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 import logging
 
-from scoder.cost import summarize
-from scoder.io import write_json
-from scoder.stage import setup_logging, stage_parser
-from scoder.tracking import stage_run
+from scoder.core.cost import summarize
+from scoder.core.io import write_json
+from scoder.core.stage import setup_logging, stage_parser
+from scoder.core.tracking import stage_run
 
 log = logging.getLogger("stage.cost")
 

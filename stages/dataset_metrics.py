@@ -7,15 +7,15 @@ from __future__ import annotations
 
 import logging
 
-from scoder.stage import load_section, quiet_threads, setup_logging, stage_parser
+from scoder.core.stage import load_section, quiet_threads, setup_logging, stage_parser
 
 quiet_threads()
 
-from scoder.embed import embed_texts, load_embedder  # noqa: E402
-from scoder.io import read_records, write_json, write_text  # noqa: E402
-from scoder.metrics import DatasetMetricsConfig, dataset_metrics, markdown_table  # noqa: E402
-from scoder.params import from_dict  # noqa: E402
-from scoder.tracking import stage_run  # noqa: E402
+from scoder.models.embed import embed_texts, load_embedder  # noqa: E402
+from scoder.core.io import read_records, write_json, write_text  # noqa: E402
+from scoder.evaluation.dataset_metrics import DatasetMetricsConfig, dataset_metrics, markdown_table  # noqa: E402
+from scoder.core.params import from_dict  # noqa: E402
+from scoder.core.tracking import stage_run  # noqa: E402
 
 log = logging.getLogger("stage.dataset_metrics")
 

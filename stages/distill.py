@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import logging
 
-from scoder.stage import load_section, quiet_threads, setup_logging, stage_parser
+from scoder.core.stage import load_section, quiet_threads, setup_logging, stage_parser
 
 quiet_threads()
 
-from scoder.cost import ledger_entry, write_ledger_entry  # noqa: E402
-from scoder.distill import DistillConfig, synthesize_samples  # noqa: E402
-from scoder.io import read_jsonl, write_json, write_jsonl  # noqa: E402
-from scoder.llm import load_llm  # noqa: E402
-from scoder.params import from_dict  # noqa: E402
-from scoder.tracking import stage_run  # noqa: E402
+from scoder.core.cost import ledger_entry, write_ledger_entry  # noqa: E402
+from scoder.bootstrap.distill import DistillConfig, synthesize_samples  # noqa: E402
+from scoder.core.io import read_jsonl, write_json, write_jsonl  # noqa: E402
+from scoder.models.llm import load_llm  # noqa: E402
+from scoder.core.params import from_dict  # noqa: E402
+from scoder.core.tracking import stage_run  # noqa: E402
 
 log = logging.getLogger("stage.distill")
 

@@ -11,15 +11,15 @@ import logging
 from dataclasses import replace
 from pathlib import Path
 
-from scoder.stage import load_section, quiet_threads, setup_logging, stage_parser
+from scoder.core.stage import load_section, quiet_threads, setup_logging, stage_parser
 
 quiet_threads()
 
-from scoder.evaluate import EvaluateConfig, evaluate_llm, evaluation_meta, prepare_benchmarks  # noqa: E402
-from scoder.io import atomic_dir, write_json  # noqa: E402
-from scoder.llm.base import load_llm  # noqa: E402
-from scoder.params import from_dict  # noqa: E402
-from scoder.tracking import stage_run  # noqa: E402
+from scoder.evaluation.benchmarks import EvaluateConfig, evaluate_llm, evaluation_meta, prepare_benchmarks  # noqa: E402
+from scoder.core.io import atomic_dir, write_json  # noqa: E402
+from scoder.models.llm.base import load_llm  # noqa: E402
+from scoder.core.params import from_dict  # noqa: E402
+from scoder.core.tracking import stage_run  # noqa: E402
 
 log = logging.getLogger("stage.evaluate")
 

@@ -11,21 +11,21 @@ from __future__ import annotations
 
 import logging
 
-from scoder.stage import load_section, quiet_threads, setup_logging, stage_parser
+from scoder.core.stage import load_section, quiet_threads, setup_logging, stage_parser
 
 quiet_threads()
 
 import numpy as np  # noqa: E402
 
-from scoder.influence import (  # noqa: E402
+from scoder.bootstrap.influence import (  # noqa: E402
     FeatureConfig, compute_features, features_complete, influence_scores, load_features, load_reference, save_target,
     target_direction,
 )
-from scoder.io import read_jsonl, write_json, write_jsonl  # noqa: E402
-from scoder.params import from_dict  # noqa: E402
-from scoder.sample import read_synthesizer  # noqa: E402
-from scoder.tracking import stage_run  # noqa: E402
-from scoder.train import synthesis_examples  # noqa: E402
+from scoder.core.io import read_jsonl, write_json, write_jsonl  # noqa: E402
+from scoder.core.params import from_dict  # noqa: E402
+from scoder.bootstrap.sample import read_synthesizer  # noqa: E402
+from scoder.core.tracking import stage_run  # noqa: E402
+from scoder.training.sft import synthesis_examples  # noqa: E402
 
 log = logging.getLogger("stage.influence")
 

@@ -5,16 +5,16 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from scoder.stage import quiet_threads, setup_logging, stage_parser, load_section
+from scoder.core.stage import quiet_threads, setup_logging, stage_parser, load_section
 
 quiet_threads()
 
-from scoder.cost import usage_entry, write_ledger_entry  # noqa: E402
-from scoder.io import write_json, write_jsonl  # noqa: E402
-from scoder.params import from_dict  # noqa: E402
-from scoder.pool.build import build_pool  # noqa: E402
-from scoder.pool.config import PoolConfig  # noqa: E402
-from scoder.tracking import stage_run  # noqa: E402
+from scoder.core.cost import usage_entry, write_ledger_entry  # noqa: E402
+from scoder.core.io import write_json, write_jsonl  # noqa: E402
+from scoder.core.params import from_dict  # noqa: E402
+from scoder.bootstrap.pool.build import build_pool  # noqa: E402
+from scoder.bootstrap.pool.config import PoolConfig  # noqa: E402
+from scoder.core.tracking import stage_run  # noqa: E402
 
 log = logging.getLogger("stage.pool")
 
@@ -34,8 +34,8 @@ def main() -> None:
         scorer = None
         llm = None
         if config.quality.method == "lm":
-            from scoder.llm import LLMConfig, load_llm
-            from scoder.pool.quality import quality_scores
+            from scoder.models.llm import LLMConfig, load_llm
+            from scoder.bootstrap.pool.quality import quality_scores
 
             llm = load_llm(LLMConfig(model=config.quality.model, batch_size=config.quality.batch_size))
             scorer = lambda snippets: quality_scores(  # noqa: E731

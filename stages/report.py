@@ -8,9 +8,9 @@ import json
 import logging
 from pathlib import Path
 
-from scoder.io import atomic_path
-from scoder.report import evaluation_rows, render_html, round_values, write_plot_data
-from scoder.stage import setup_logging, stage_parser
+from scoder.core.io import atomic_path
+from scoder.evaluation.report import evaluation_rows, render_html, round_values, write_plot_data
+from scoder.core.stage import setup_logging, stage_parser
 
 log = logging.getLogger("stage.report")
 

@@ -5,15 +5,15 @@ from __future__ import annotations
 
 import logging
 
-from scoder.stage import load_section, quiet_threads, setup_logging, stage_parser
+from scoder.core.stage import load_section, quiet_threads, setup_logging, stage_parser
 
 quiet_threads()
 
-from scoder.io import read_jsonl, write_json, write_jsonl  # noqa: E402
-from scoder.judge import ScoreConfig, score_candidates  # noqa: E402
-from scoder.llm import load_llm  # noqa: E402
-from scoder.params import from_dict  # noqa: E402
-from scoder.tracking import stage_run  # noqa: E402
+from scoder.core.io import read_jsonl, write_json, write_jsonl  # noqa: E402
+from scoder.bootstrap.scoring import ScoreConfig, score_candidates  # noqa: E402
+from scoder.models.llm import load_llm  # noqa: E402
+from scoder.core.params import from_dict  # noqa: E402
+from scoder.core.tracking import stage_run  # noqa: E402
 
 log = logging.getLogger("stage.score")
 

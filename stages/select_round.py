@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import logging
 
-from scoder.stage import load_section, setup_logging, stage_parser
-from scoder.io import read_jsonl, write_json, write_jsonl
-from scoder.params import from_dict
-from scoder.round_select import RoundSelectConfig, select_round
-from scoder.sample import round_specs
-from scoder.tracking import stage_run
+from scoder.core.stage import load_section, setup_logging, stage_parser
+from scoder.core.io import read_jsonl, write_json, write_jsonl
+from scoder.core.params import from_dict
+from scoder.bootstrap.influence_select import RoundSelectConfig, select_round
+from scoder.bootstrap.sample import round_specs
+from scoder.core.tracking import stage_run
 
 log = logging.getLogger("stage.select")
 

@@ -8,15 +8,15 @@ from __future__ import annotations
 import logging
 from dataclasses import replace
 
-from scoder.stage import load_section, quiet_threads, setup_logging, stage_parser
+from scoder.core.stage import load_section, quiet_threads, setup_logging, stage_parser
 
 quiet_threads()
 
-from scoder.evaluate import evaluate_llm, evaluation_meta, prepare_benchmarks  # noqa: E402
-from scoder.io import atomic_dir, write_json  # noqa: E402
-from scoder.params import from_dict  # noqa: E402
-from scoder.specialists import SpecialistEvaluateConfig, SpecialistLLM  # noqa: E402
-from scoder.tracking import stage_run  # noqa: E402
+from scoder.evaluation.benchmarks import evaluate_llm, evaluation_meta, prepare_benchmarks  # noqa: E402
+from scoder.core.io import atomic_dir, write_json  # noqa: E402
+from scoder.core.params import from_dict  # noqa: E402
+from scoder.kspecialist.specialists import SpecialistEvaluateConfig, SpecialistLLM  # noqa: E402
+from scoder.core.tracking import stage_run  # noqa: E402
 
 log = logging.getLogger("stage.specialist_evaluate")
 

@@ -6,14 +6,14 @@ from __future__ import annotations
 
 import logging
 
-from scoder.stage import load_section, quiet_threads, setup_logging, stage_parser
+from scoder.core.stage import load_section, quiet_threads, setup_logging, stage_parser
 
 quiet_threads()
 
-from scoder.io import atomic_dir, read_records, write_json  # noqa: E402
-from scoder.params import from_dict  # noqa: E402
-from scoder.specialists import SpecialistsConfig, train_specialists  # noqa: E402
-from scoder.tracking import stage_run  # noqa: E402
+from scoder.core.io import atomic_dir, read_records, write_json  # noqa: E402
+from scoder.core.params import from_dict  # noqa: E402
+from scoder.kspecialist.specialists import SpecialistsConfig, train_specialists  # noqa: E402
+from scoder.core.tracking import stage_run  # noqa: E402
 
 log = logging.getLogger("stage.specialists")
 

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import logging
 
-from scoder.stage import load_section, quiet_threads, setup_logging, stage_parser
+from scoder.core.stage import load_section, quiet_threads, setup_logging, stage_parser
 
 quiet_threads()
 
-from scoder.io import read_records, write_json, write_jsonl  # noqa: E402
-from scoder.params import from_dict  # noqa: E402
-from scoder.select.run import SelectConfig, select_records  # noqa: E402
-from scoder.tracking import stage_run  # noqa: E402
+from scoder.core.io import read_records, write_json, write_jsonl  # noqa: E402
+from scoder.core.params import from_dict  # noqa: E402
+from scoder.subset.selection import SelectConfig, select_records  # noqa: E402
+from scoder.core.tracking import stage_run  # noqa: E402
 
 log = logging.getLogger("stage.subset")
 

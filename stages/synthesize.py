@@ -7,15 +7,15 @@ from __future__ import annotations
 
 import logging
 
-from scoder.stage import load_section, quiet_threads, setup_logging, stage_parser
+from scoder.core.stage import load_section, quiet_threads, setup_logging, stage_parser
 
 quiet_threads()
 
-from scoder.io import read_jsonl, write_json, write_jsonl  # noqa: E402
-from scoder.params import from_dict  # noqa: E402
-from scoder.sample import read_synthesizer, round_specs  # noqa: E402
-from scoder.synthesize import SynthesizeConfig, final_snippets, synthesize_dataset  # noqa: E402
-from scoder.tracking import stage_run  # noqa: E402
+from scoder.core.io import read_jsonl, write_json, write_jsonl  # noqa: E402
+from scoder.core.params import from_dict  # noqa: E402
+from scoder.bootstrap.sample import read_synthesizer, round_specs  # noqa: E402
+from scoder.bootstrap.final_dataset import SynthesizeConfig, final_snippets, synthesize_dataset  # noqa: E402
+from scoder.core.tracking import stage_run  # noqa: E402
 
 log = logging.getLogger("stage.synthesize")
 

@@ -8,14 +8,14 @@ from __future__ import annotations
 import json
 import logging
 
-from scoder.stage import is_main_process, load_section, main_process_dir, quiet_threads, setup_logging, stage_parser
+from scoder.core.stage import is_main_process, load_section, main_process_dir, quiet_threads, setup_logging, stage_parser
 
 quiet_threads()
 
-from scoder.io import read_jsonl, write_json  # noqa: E402
-from scoder.params import from_dict  # noqa: E402
-from scoder.tracking import stage_run  # noqa: E402
-from scoder.train import SynthesizerTrainConfig, synthesis_examples, train_sft  # noqa: E402
+from scoder.core.io import read_jsonl, write_json  # noqa: E402
+from scoder.core.params import from_dict  # noqa: E402
+from scoder.core.tracking import stage_run  # noqa: E402
+from scoder.training.sft import SynthesizerTrainConfig, synthesis_examples, train_sft  # noqa: E402
 
 log = logging.getLogger("stage.train")
 

@@ -32,7 +32,7 @@ def build_micro_model(folder: Path, seed: int = 0, fence_logit: float = 9.0) -> 
     import torch
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
-    from scoder.models import resolve
+    from scoder.models.registry import resolve
 
     smollm2 = resolve("smollm2")
     tokenizer = AutoTokenizer.from_pretrained(smollm2.path, gguf_file=smollm2.gguf_file)

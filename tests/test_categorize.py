@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from scoder.categorize import TASK_CATEGORIES, assign_categories, sample_per_category
-from scoder.embed import embed_texts, load_embedder
+from scoder.bootstrap.categorize import TASK_CATEGORIES, assign_categories, sample_per_category
+from scoder.models.embed import embed_texts, load_embedder
 
 
 @pytest.fixture(scope="module")

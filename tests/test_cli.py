@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from scoder.cli import main
-from scoder.prompts import SCORING_ASPECTS
-from scoder.score import read_weights
+from scoder.bootstrap.prompts import SCORING_ASPECTS
+from scoder.bootstrap.aspects import read_weights
 
 
 def test_fit_weights_cli_recovers_weights_and_the_scorer_reads_them(tmp_path):

@@ -12,10 +12,10 @@ from pathlib import Path
 import yaml
 
 from fake_openai import FakeOpenAI, answered_tags
-from scoder.cost import summarize
-from scoder.distill import DistillConfig, synthesize_samples
-from scoder.llm import LLMConfig, SamplingParams
-from scoder.llm.openai_backend import OpenAICompatibleLLM
+from scoder.core.cost import summarize
+from scoder.bootstrap.distill import DistillConfig, synthesize_samples
+from scoder.models.llm import LLMConfig, SamplingParams
+from scoder.models.llm.openai_backend import OpenAICompatibleLLM
 
 
 def seeds(n):
@@ -96,7 +96,7 @@ def test_distill_stage_resumes_after_sigkill_without_paying_twice(tmp_path, repo
 def test_unparsable_answers_are_counted_not_dropped(tmp_path):
     class Echo:
         def generate(self, prompts, params):
-            from scoder.llm.base import Completion
+            from scoder.models.llm.base import Completion
             texts = ["", "I'm sorry, I can't.", "[Problem Description]\nP\n[Solution]\n```python\nx = 1\n```"]
             return [Completion(texts=[texts[i % 3]], prompt_tokens=5, completion_tokens=[3], finish_reasons=["stop"]) for i, _ in enumerate(prompts)]
 
@@ -120,7 +120,7 @@ def test_cost_summary_reports_savings():
 def test_guided_generation_assembles_the_two_section_format():
     """Template-guided synthesis: a problem continued from the prefilled header (cut at a
     solution header the model writes itself), then code continued from the prefilled fence."""
-    from scoder.llm.base import Completion
+    from scoder.models.llm.base import Completion
 
     class Scripted:
         def __init__(self):

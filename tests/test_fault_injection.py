@@ -238,7 +238,7 @@ def test_the_api_key_appears_in_no_file_log_or_mlflow_record(runs):
 
 
 def test_every_metrics_file_maps_to_a_tagged_mlflow_run(runs):
-    from scoder.tracking import provenance
+    from scoder.core.tracking import provenance
 
     for project in (runs["clean"], runs["faulty"]):
         cwd = os.getcwd()

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from scoder.influence import (
+from scoder.bootstrap.influence import (
     FeatureConfig,
     RademacherProjection,
     adam_transform,
@@ -73,7 +73,7 @@ CODE = [(f"Write a function that returns the {w} of a list.", f"def list_{w}(xs)
 def lora_model():
     from peft import LoraConfig, get_peft_model
 
-    from scoder.train import load_trainable_model
+    from scoder.training.sft import load_trainable_model
 
     torch.manual_seed(0)
     base, tokenizer = load_trainable_model("smollm2")
@@ -153,8 +153,8 @@ def test_sharded_features_equal_one_run_bit_for_bit_and_resume(lora_model, tmp_p
 def test_candidates_repeating_dp_content_get_higher_influence(tmp_path):
     """A real reference model trained on D_p (with its Adam state): candidates that repeat
     D_p's content score higher than unrelated text."""
-    from scoder.influence import load_reference
-    from scoder.train import TrainConfig, train_sft
+    from scoder.bootstrap.influence import load_reference
+    from scoder.training.sft import TrainConfig, train_sft
 
     dp = _examples(CODE)
     train_sft(dp, TrainConfig(batch_size=5, epochs=4, num_checkpoints=1, max_length=128, learning_rate=1e-3), tmp_path / "reference")

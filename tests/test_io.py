@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from scoder.io import atomic_path, content_id, read_jsonl, read_records, write_jsonl
+from scoder.core.io import atomic_path, content_id, read_jsonl, read_records, write_jsonl
 
 
 def test_atomic_write_leaves_no_partial_file(tmp_path):

@@ -8,11 +8,11 @@ import json
 
 import pytest
 
-from scoder.judge import DIGITS, ScoreConfig, pick_best, score_candidates, template_parts
-from scoder.llm.base import Completion
-from scoder.prompts import SCORING_ASPECTS
-from scoder.sandbox import SandboxConfig
-from scoder.score import parse_scores
+from scoder.bootstrap.scoring import DIGITS, ScoreConfig, pick_best, score_candidates, template_parts
+from scoder.models.llm.base import Completion
+from scoder.bootstrap.prompts import SCORING_ASPECTS
+from scoder.execution.sandbox import SandboxConfig
+from scoder.bootstrap.aspects import parse_scores
 
 FAST = SandboxConfig(timeout_s=3.0, memory_mb=256, cpu_s=5)
 
@@ -180,8 +180,8 @@ def test_unknown_modes_are_refused(uniform_weights):
 
 @pytest.mark.slow
 def test_forced_scoring_with_the_shipped_model(tmp_path):
-    from scoder.cache import ResponseCache
-    from scoder.llm.base import LLMConfig, load_llm
+    from scoder.core.cache import ResponseCache
+    from scoder.models.llm.base import LLMConfig, load_llm
 
     cache = ResponseCache(tmp_path / "cache.sqlite")
     llm = load_llm(LLMConfig(model="smollm2", batch_size=2), cache=cache)

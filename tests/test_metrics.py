@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from scoder.metrics import code_complexity, question_mtld, sample_indices, spread
+from scoder.evaluation.dataset_metrics import code_complexity, question_mtld, sample_indices, spread
 
 
 def test_mtld_matches_hand_computed_values():
@@ -44,7 +44,7 @@ def test_sample_is_seeded():
 
 
 def test_code_of_prefers_the_code_field_then_python_fences():
-    from scoder.metrics import code_of
+    from scoder.evaluation.dataset_metrics import code_of
 
     assert code_of({"code": "x = 1", "response": "```python\ny = 2\n```"}, ["code"], ["response"]) == "x = 1"
     response = "Here:\n```python\ndef f(a):\n    return a\n```\nand SQL:\n```sql\nSELECT 1\n```\n```\ng = 3\n```"
@@ -54,7 +54,7 @@ def test_code_of_prefers_the_code_field_then_python_fences():
 
 
 def test_dataset_metrics_counts_missing_parts_and_never_invents_a_value():
-    from scoder.metrics import DatasetMetricsConfig, DatasetSpec, dataset_metrics, markdown_table
+    from scoder.evaluation.dataset_metrics import DatasetMetricsConfig, DatasetSpec, dataset_metrics, markdown_table
 
     records = [{"instruction": "add two numbers", "response": "```python\ndef add(a, b):\n    return a + b\n```"},
                {"instruction": "", "response": "def broken(:"},
@@ -82,8 +82,8 @@ def test_metrics_of_real_instruction_sets_land_near_the_seed_tables(shared_data)
     """Code Alpaca (2K of the seed's 20K) and Evol-Instruct-Code (2K of 78K) measured here vs the
     seed's Table 2: Halstead and cyclomatic figures within 30 % of the printed ones, and evol
     more complex than Code Alpaca on every measure, as in the seed."""
-    from scoder.io import read_records
-    from scoder.metrics import DatasetMetricsConfig, DatasetSpec, dataset_metrics
+    from scoder.core.io import read_records
+    from scoder.evaluation.dataset_metrics import DatasetMetricsConfig, DatasetSpec, dataset_metrics
 
     flat = lambda texts: np.eye(len(texts)) + 0.5  # noqa: E731  (spread is checked elsewhere)
     config = DatasetMetricsConfig(sample_size=10)

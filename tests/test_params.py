@@ -1,9 +1,9 @@
 import pytest
 import yaml
 
-from scoder.categorize import CategorizeConfig
-from scoder.params import from_dict, load_params
-from scoder.pool.config import PoolConfig
+from scoder.bootstrap.categorize import CategorizeConfig
+from scoder.core.params import from_dict, load_params
+from scoder.bootstrap.pool.config import PoolConfig
 
 
 def test_default_params_file_parses(repo_root):
@@ -32,7 +32,7 @@ def test_params_yaml_holds_no_secret_values(repo_root):
 
 
 def test_distill_params_parse_into_typed_config(repo_root):
-    from scoder.distill import DistillConfig
+    from scoder.bootstrap.distill import DistillConfig
 
     params = load_params(repo_root / "params.yaml")
     config = from_dict(DistillConfig, params["distill"], "distill")
@@ -41,8 +41,8 @@ def test_distill_params_parse_into_typed_config(repo_root):
 
 
 def test_dicts_and_lists_of_sections_become_dataclasses():
-    from scoder.metrics import DatasetMetricsConfig
-    from scoder.specialists import SpecialistEvaluateConfig
+    from scoder.evaluation.dataset_metrics import DatasetMetricsConfig
+    from scoder.kspecialist.specialists import SpecialistEvaluateConfig
 
     config = from_dict(DatasetMetricsConfig, {"datasets": {"a": {"path": "x.jsonl", "question_fields": ["q"]}}}, "dm")
     assert config.datasets["a"].path == "x.jsonl" and config.datasets["a"].question_fields == ["q"]

@@ -4,7 +4,7 @@ names fail with the place named."""
 import yaml
 
 from scoder.cli import main
-from scoder.profile import check_params, load_profile, merge
+from scoder.core.profile import check_params, load_profile, merge
 
 
 def test_merge_replaces_leaves_and_merges_mappings():

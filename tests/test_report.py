@@ -3,7 +3,7 @@
 import csv
 import json
 
-from scoder.report import evaluation_rows, histogram_rows, render_html, round_values, write_plot_data
+from scoder.evaluation.report import evaluation_rows, histogram_rows, render_html, round_values, write_plot_data
 
 EVALUATE = {
     "meta": {"evalplus_version": "0.3.1", "decoding": {"mode": "greedy", "n": 1, "max_tokens": 256}, "cpu_count": 2},

@@ -2,7 +2,7 @@
 
 import pytest
 
-from scoder.round_select import RoundSelectConfig, select_round
+from scoder.bootstrap.influence_select import RoundSelectConfig, select_round
 
 RECORDS = [
     {"id": "a", "influence": 0.9, "score": 1.0, "reference_loss": 2.0, "checkpoint": 0, "parse_ok": True},

@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from scoder.sample import RoundSpec, SampleConfig, read_synthesizer, round_snippets, round_specs, sample_candidates
-from scoder.train import synthesis_examples
+from scoder.bootstrap.sample import RoundSpec, SampleConfig, read_synthesizer, round_snippets, round_specs, sample_candidates
+from scoder.training.sft import synthesis_examples
 
 POOL = [{"id": f"s{i:03d}", "code": f"def f{i}(x):\n    return x + {i}\n"} for i in range(50)]
 
@@ -57,8 +57,8 @@ def test_missing_synthesizer_manifest_is_explained(tmp_path):
 
 @pytest.mark.slow
 def test_multi_checkpoint_sampling_from_a_tiny_trained_synthesizer(tmp_path, monkeypatch):
-    from scoder.llm.base import LLMConfig, SamplingParams
-    from scoder.train import TrainConfig, train_sft
+    from scoder.models.llm.base import LLMConfig, SamplingParams
+    from scoder.training.sft import TrainConfig, train_sft
 
     monkeypatch.setenv("SCODER_CACHE_DIR", str(tmp_path / "cache"))
     examples, _ = synthesis_examples(
@@ -87,8 +87,8 @@ def test_multi_checkpoint_sampling_from_a_tiny_trained_synthesizer(tmp_path, mon
 
 @pytest.mark.slow
 def test_full_fine_tuning_checkpoints_are_sampled_as_whole_models(tmp_path, monkeypatch):
-    from scoder.llm.base import LLMConfig, SamplingParams
-    from scoder.train import TrainConfig, train_sft
+    from scoder.models.llm.base import LLMConfig, SamplingParams
+    from scoder.training.sft import TrainConfig, train_sft
 
     monkeypatch.setenv("SCODER_CACHE_DIR", str(tmp_path / "cache"))
     examples, _ = synthesis_examples([{"id": "a", "snippet": "def f(x):\n    return x", "parse_ok": True,

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from scoder.sandbox import SandboxConfig, network_namespace_available, run_untrusted
+from scoder.execution.sandbox import SandboxConfig, network_namespace_available, run_untrusted
 
 FAST = SandboxConfig(timeout_s=3.0, memory_mb=256, cpu_s=5)
 
@@ -128,7 +128,7 @@ def test_isolation_reports_its_layers():
 
 def test_errors_name_the_candidate_code_not_the_runner():
     """The stderr kept in the records is the same whichever folder the checkout lives in."""
-    from scoder.sandbox import RUNNER
+    from scoder.execution.sandbox import RUNNER
 
     failing = run_untrusted("def f(x):\n    return int(x)\n\nf('not a number')\n")
     assert failing.returncode == 1 and not failing.exec_ok

@@ -26,9 +26,9 @@ from pathlib import Path
 
 import pytest
 
-from scoder.evaluate import read_problems, run_evalplus, run_humaneval_base, write_problem_subset
-from scoder.judge import execution_check
-from scoder.sandbox import SandboxConfig
+from scoder.evaluation.benchmarks import read_problems, run_evalplus, run_humaneval_base, write_problem_subset
+from scoder.bootstrap.scoring import execution_check
+from scoder.execution.sandbox import SandboxConfig
 
 SECRET_NAME = "OPENAI_API_KEY"
 SECRET_VALUE = "sk-canary-7f3a9c1e5b2d4068"
@@ -213,9 +213,9 @@ def test_evalplus_runs_without_the_callers_environment(target, humaneval0, tmp_p
 KILLED_STAGE = """
 import sys
 from pathlib import Path
-from scoder.evaluate import read_problems, run_evalplus
-from scoder.judge import execution_check
-from scoder.sandbox import SandboxConfig
+from scoder.evaluation.benchmarks import read_problems, run_evalplus
+from scoder.bootstrap.scoring import execution_check
+from scoder.execution.sandbox import SandboxConfig
 problems_file = sys.argv[1]
 problem = read_problems(problems_file)[0]
 slow = problem["prompt"] + "    import time\\n    time.sleep(120)\\n" + problem["canonical_solution"]

@@ -3,8 +3,8 @@ import json
 import numpy as np
 import pytest
 
-from scoder.prompts import SCORING_ASPECTS, scoring_prompt, load_prompt
-from scoder.score import aggregate, expected_score, fit_weights, parse_scores
+from scoder.bootstrap.prompts import SCORING_ASPECTS, scoring_prompt, load_prompt
+from scoder.bootstrap.aspects import aggregate, expected_score, fit_weights, parse_scores
 
 VALUES = [7, 8, 5, 9, 6, 7, 8, 4, 6, 7]
 BLOCK = "{\n" + ",\n".join(f'  "{a}": {v}' for a, v in zip(SCORING_ASPECTS, VALUES)) + "\n}"

@@ -4,9 +4,9 @@ learns the parsable judgements, and the scoring code loads it as `score.scorer.a
 import pytest
 
 from fake_openai import FakeOpenAI
-from scoder.llm.base import LLMConfig
-from scoder.scorer_distill import ScorerDistillConfig, distill_scorer, judged_examples
-from scoder.train import TrainConfig
+from scoder.models.llm.base import LLMConfig
+from scoder.bootstrap.scorer_distill import ScorerDistillConfig, distill_scorer, judged_examples
+from scoder.training.sft import TrainConfig
 
 PAIRS = [{"id": f"p{i}", "snippet_id": f"s{i}", "sample_idx": 0, "parse_ok": True, "problem": f"Return x plus {i}.",
           "solution": f"```python\ndef f(x):\n    return x + {i}\n```"} for i in range(4)]
@@ -18,7 +18,7 @@ def test_only_parsable_judgements_become_examples(tmp_path, monkeypatch):
     class HalfBroken:
         def generate(self, prompts, params):
             from fake_openai import judge_answer_for
-            from scoder.llm.base import Completion
+            from scoder.models.llm.base import Completion
 
             return [Completion(texts=[judge_answer_for(p[0]["content"]) if "plus 1" in p[0]["content"] else "I like it."],
                                prompt_tokens=1, completion_tokens=[1]) for p in prompts]
@@ -45,8 +45,8 @@ def test_distilled_scorer_trains_and_loads(tmp_path, monkeypatch):
     adapter = tmp_path / "scorer" / "checkpoint-0"
     assert (adapter / "adapter_model.safetensors").exists()
 
-    from scoder.judge import DIGITS, template_parts
-    from scoder.llm.base import load_llm
+    from scoder.bootstrap.scoring import DIGITS, template_parts
+    from scoder.models.llm.base import load_llm
 
     scorer = load_llm(LLMConfig(model="smollm2", adapter=str(adapter), use_cache=False))
     slots = scorer.fill_choices([[{"role": "user", "content": "rate: def f(x): return x"}]], template_parts(), DIGITS)[0]

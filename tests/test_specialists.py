@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from scoder.specialists import Router, fit_clusters, semantic_dedup
+from scoder.kspecialist.specialists import Router, fit_clusters, semantic_dedup
 
 
 def brute_force_dedup(e, threshold):
@@ -79,8 +79,8 @@ TOPICS = {
 def trained_specialists(tmp_path_factory):
     """Two clusters (string tasks, number tasks), each adapter trained hard on different answers
     so that the wrong adapter visibly changes a greedy answer."""
-    from scoder.specialists import SpecialistsConfig, train_specialists
-    from scoder.train import LoraSettings
+    from scoder.kspecialist.specialists import SpecialistsConfig, train_specialists
+    from scoder.training.sft import LoraSettings
 
     records = [{"id": f"{topic}-{i}", "instruction": q, "response": f"ANSWER-{topic.upper()}: {topic} {topic} {topic}"}
                for topic, questions in TOPICS.items() for i, q in enumerate(questions)]
@@ -93,9 +93,9 @@ def trained_specialists(tmp_path_factory):
 
 @pytest.mark.slow
 def test_specialists_route_to_the_nearest_centroid_and_load_that_adapter(trained_specialists):
-    from scoder.embed import embed_texts, load_embedder
-    from scoder.llm.base import LLMConfig, SamplingParams, load_llm
-    from scoder.specialists import SpecialistLLM
+    from scoder.models.embed import embed_texts, load_embedder
+    from scoder.models.llm.base import LLMConfig, SamplingParams, load_llm
+    from scoder.kspecialist.specialists import SpecialistLLM
 
     folder, manifest = trained_specialists
     assert sorted(c["size"] for c in manifest["clusters"]) == [3, 3]
@@ -126,8 +126,8 @@ def test_specialists_route_to_the_nearest_centroid_and_load_that_adapter(trained
 
 @pytest.mark.slow
 def test_batched_and_online_modes_give_identical_greedy_outputs(trained_specialists):
-    from scoder.llm.base import LLMConfig, SamplingParams
-    from scoder.specialists import SpecialistLLM
+    from scoder.models.llm.base import LLMConfig, SamplingParams
+    from scoder.kspecialist.specialists import SpecialistLLM
 
     folder, _ = trained_specialists
     queries = ["Check if a string is a palindrome.", "Add up the digits of 4096.", "Count vowels in 'banana'.",

@@ -2,7 +2,7 @@
 
 import pytest
 
-from scoder.synthesis import extract_code_blocks, parse_synthesis
+from scoder.bootstrap.synthesis_format import extract_code_blocks, parse_synthesis
 
 CODE = "def add(a, b):\n    return a + b"
 FENCED = f"```python\n{CODE}\n```"

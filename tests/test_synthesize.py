@@ -5,10 +5,10 @@ import json
 
 import pytest
 
-import scoder.synthesize as synthesize_module
-from scoder.llm.base import Completion
-from scoder.sample import RoundSpec, round_snippets
-from scoder.synthesize import SynthesizeConfig, final_snippets, synthesize_dataset
+import scoder.bootstrap.final_dataset as synthesize_module
+from scoder.models.llm.base import Completion
+from scoder.bootstrap.sample import RoundSpec, round_snippets
+from scoder.bootstrap.final_dataset import SynthesizeConfig, final_snippets, synthesize_dataset
 
 
 def pool(n):

@@ -4,7 +4,7 @@ import sys
 import mlflow
 import torch
 
-from scoder.tracking import REDACTED, flatten, redact, stage_run
+from scoder.core.tracking import REDACTED, flatten, redact, stage_run
 
 
 def test_flatten_and_redact(monkeypatch):
@@ -39,7 +39,7 @@ def test_stage_run_logs_params_metrics_tags(mlflow_store, tmp_path, monkeypatch)
 
 def test_every_metrics_file_maps_to_the_run_that_wrote_it(mlflow_store, tmp_path, monkeypatch, capsys):
     from scoder.cli import main
-    from scoder.tracking import provenance
+    from scoder.core.tracking import provenance
 
     monkeypatch.chdir(tmp_path)  # stages run from the repository root and write metrics/...
     (tmp_path / "dvc.lock").write_text("schema: '2.0'\n")

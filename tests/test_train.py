@@ -5,7 +5,7 @@ import json
 import pytest
 from safetensors.torch import load_file
 
-from scoder.train import TrainConfig, checkpoint_steps, train_sft
+from scoder.training.sft import TrainConfig, checkpoint_steps, train_sft
 
 pytestmark = pytest.mark.slow
 
@@ -37,7 +37,7 @@ def test_tiny_lora_run_saves_m_distinct_checkpoints(tmp_path):
 
 
 def test_adapter_config_is_written_in_a_canonical_order(tmp_path):
-    from scoder.train import _canonical_adapter_config
+    from scoder.training.sft import _canonical_adapter_config
 
     (tmp_path / "adapter_config.json").write_text(json.dumps({"target_modules": ["v_proj", "q_proj", "k_proj"], "r": 8}))
     _canonical_adapter_config(tmp_path, "smollm2")
@@ -46,7 +46,7 @@ def test_adapter_config_is_written_in_a_canonical_order(tmp_path):
 
 def test_saved_adapters_do_not_depend_on_where_the_checkout_lives(tmp_path):
     """Two clones train the same adapter from their own venvs: the files come out equal."""
-    from scoder.train import _canonical_adapter_config
+    from scoder.training.sft import _canonical_adapter_config
 
     copies = []
     for venv in ("/work/a/.venv", "/tmp/b/.venv"):
@@ -77,8 +77,8 @@ def test_each_checkpoint_reports_the_loss_of_its_own_step(tmp_path):
 def test_examples_whose_prompt_fills_max_length_are_dropped_and_counted():
     from transformers import AutoTokenizer
 
-    from scoder.models import resolve
-    from scoder.train import fit_to_length
+    from scoder.models.registry import resolve
+    from scoder.training.sft import fit_to_length
 
     resolved = resolve("smollm2")
     tokenizer = AutoTokenizer.from_pretrained(resolved.path, gguf_file=resolved.gguf_file)
@@ -91,7 +91,7 @@ def test_examples_whose_prompt_fills_max_length_are_dropped_and_counted():
 
 
 def test_instruction_examples_merge_alpaca_input_and_name_bad_records():
-    from scoder.train import instruction_examples
+    from scoder.training.sft import instruction_examples
 
     records = [{"instruction": "Sort the list.", "input": "[3, 1]", "output": "sorted(x)"},
                {"instruction": "Say hi.", "input": "", "response": "print('hi')"}]
@@ -104,8 +104,8 @@ def test_instruction_examples_merge_alpaca_input_and_name_bad_records():
 
 def test_two_phases_train_one_adapter_on(tmp_path, shared_data):
     """Phase 1 on a general instruction set, phase 2 goes on from its adapter (not a new one)."""
-    from scoder.io import read_records
-    from scoder.train import PhaseConfig, ScoderTrainConfig, instruction_examples, train_two_phase
+    from scoder.core.io import read_records
+    from scoder.training.sft import PhaseConfig, ScoderTrainConfig, instruction_examples, train_two_phase
 
     general = instruction_examples(read_records(shared_data / "instructions" / "evol-codealpaca-2k-1.json"),
                                    ["instruction"], ["output"], "evol", max_examples=2)

@@ -27,9 +27,9 @@ import numpy as np
 
 
 def fit_weights_command(args: argparse.Namespace) -> int:
-    from .io import read_jsonl, write_json
-    from .prompts import SCORING_ASPECTS
-    from .score import fit_weights
+    from scoder.core.io import read_jsonl, write_json
+    from scoder.bootstrap.prompts import SCORING_ASPECTS
+    from scoder.bootstrap.aspects import fit_weights
 
     rows = read_jsonl(args.experiments)
     if len(rows) < 2:
@@ -55,7 +55,7 @@ def fit_weights_command(args: argparse.Namespace) -> int:
 
 
 def resolve_model_command(args: argparse.Namespace) -> int:
-    from .models import resolve
+    from scoder.models.registry import resolve
 
     resolved = resolve(args.name)
     print(json.dumps(resolved.__dict__, indent=2))
@@ -63,7 +63,7 @@ def resolve_model_command(args: argparse.Namespace) -> int:
 
 
 def params_check_command(args: argparse.Namespace) -> int:
-    from .profile import check_params, load_profile
+    from scoder.core.profile import check_params, load_profile
 
     try:
         models = check_params(load_profile(args.params, args.profile))
@@ -81,8 +81,8 @@ def params_check_command(args: argparse.Namespace) -> int:
 def params_apply_command(args: argparse.Namespace) -> int:
     import yaml
 
-    from .io import write_text
-    from .profile import check_params, load_profile
+    from scoder.core.io import write_text
+    from scoder.core.profile import check_params, load_profile
 
     merged = load_profile(args.params, args.profile)
     check_params(merged)
@@ -93,7 +93,7 @@ def params_apply_command(args: argparse.Namespace) -> int:
 
 
 def provenance_command(args: argparse.Namespace) -> int:
-    from .tracking import provenance
+    from scoder.core.tracking import provenance
 
     rows = provenance(args.metrics_dir)
     missing = [r["metrics_file"] for r in rows if not (r["run_id"] and r["git_commit"] and r["dvc_lock_hash"])]

@@ -1,9 +1,9 @@
 import pytest
 
 from fake_openai import FakeOpenAI, answer_for
-from scoder.cache import ResponseCache
-from scoder.llm import LLMConfig, SamplingParams, load_llm
-from scoder.llm.openai_backend import EndpointError, OpenAICompatibleLLM
+from scoder.core.cache import ResponseCache
+from scoder.models.llm import LLMConfig, SamplingParams, load_llm
+from scoder.models.llm.openai_backend import EndpointError, OpenAICompatibleLLM
 
 
 def config(url, **kw):
@@ -72,7 +72,7 @@ def test_retry_budget_spent_on_persistent_429(tmp_path):
 
 
 def test_logprobs_through_the_endpoint(tmp_path):
-    from scoder.llm.base import option_probabilities
+    from scoder.models.llm.base import option_probabilities
 
     with FakeOpenAI() as server:
         llm = load_llm(config(server.url), ResponseCache(tmp_path / "c.sqlite"))

@@ -1,8 +1,8 @@
 import pytest
 
-from scoder.llm import LLMConfig, SamplingParams, load_llm
-from scoder.llm.base import option_probabilities
-from scoder.pool.quality import YES_NO, quality_scores
+from scoder.models.llm import LLMConfig, SamplingParams, load_llm
+from scoder.models.llm.base import option_probabilities
+from scoder.bootstrap.pool.quality import YES_NO, quality_scores
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +38,7 @@ def test_unknown_backend():
 
 
 def test_usage_counts_computed_tokens_only(smollm2, tmp_path):
-    from scoder.cache import ResponseCache
+    from scoder.core.cache import ResponseCache
 
     llm = load_llm(LLMConfig(model="smollm2", batch_size=2), ResponseCache(tmp_path / "c.sqlite"))
     prompts = [[{"role": "user", "content": "Say hi."}]] * 2

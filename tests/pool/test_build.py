@@ -1,8 +1,8 @@
 import pytest
 
-from scoder.pool.build import build_pool
-from scoder.pool.config import FilterConfig, PoolConfig
-from scoder.pool.sources import list_python_files
+from scoder.bootstrap.pool.build import build_pool
+from scoder.bootstrap.pool.config import FilterConfig, PoolConfig
+from scoder.bootstrap.pool.sources import list_python_files
 
 GOOD = 'def f{n}(x, y):\n    """Combine {n}."""\n    z = x * {n} + y\n    w = z - {n}\n    return w * w\n'
 

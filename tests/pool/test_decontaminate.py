@@ -1,10 +1,10 @@
 import gzip
 import json
 
-from scoder.io import read_jsonl
-from scoder.pool.build import build_pool
-from scoder.pool.config import PoolConfig
-from scoder.pool.decontaminate import build_index, humaneval_path
+from scoder.core.io import read_jsonl
+from scoder.bootstrap.pool.build import build_pool
+from scoder.bootstrap.pool.config import PoolConfig
+from scoder.bootstrap.pool.decontaminate import build_index, humaneval_path
 
 
 def humaneval_task(task_id):

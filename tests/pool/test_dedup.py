@@ -1,6 +1,6 @@
 import textwrap
 
-from scoder.pool.dedup import near_dedup, signature
+from scoder.bootstrap.pool.dedup import near_dedup, signature
 
 BASE = textwrap.dedent(
     '''

@@ -11,8 +11,8 @@ from pathlib import Path
 
 SCRIPT = """
 import json, sys
-from scoder.pool.build import build_pool
-from scoder.pool.config import PoolConfig
+from scoder.bootstrap.pool.build import build_pool
+from scoder.bootstrap.pool.config import PoolConfig
 result = build_pool(PoolConfig(source=sys.argv[1], workers=1))
 print(json.dumps(result.removed))
 """

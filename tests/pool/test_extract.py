@@ -2,9 +2,9 @@ import textwrap
 
 import pytest
 
-from scoder.pool.build import decode_source, process_source
-from scoder.pool.config import PoolConfig
-from scoder.pool.extract import extract_functions, parse_module
+from scoder.bootstrap.pool.build import decode_source, process_source
+from scoder.bootstrap.pool.config import PoolConfig
+from scoder.bootstrap.pool.extract import extract_functions, parse_module
 
 SOURCE = textwrap.dedent(
     '''

@@ -2,9 +2,9 @@ import textwrap
 
 import pytest
 
-from scoder.pool.config import FilterConfig
-from scoder.pool.extract import extract_functions
-from scoder.pool.filters import FunctionFilter, returns_value
+from scoder.bootstrap.pool.config import FilterConfig
+from scoder.bootstrap.pool.extract import extract_functions
+from scoder.bootstrap.pool.filters import FunctionFilter, returns_value
 
 GOOD = '''
 def mean(values, weights):

@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-from scoder.io import read_records
-from scoder.llm import LLMConfig, load_llm
-from scoder.select.baselines import ifd_scores, response_losses
-from scoder.select.run import SelectConfig, select_records
+from scoder.core.io import read_records
+from scoder.models.llm import LLMConfig, load_llm
+from scoder.subset.baselines import ifd_scores, response_losses
+from scoder.subset.selection import SelectConfig, select_records
 
 
 @pytest.fixture(scope="module")

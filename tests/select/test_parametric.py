@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 import torch
 
-from scoder.select.baselines import ifd_scores, select_by_score, select_kcenter, select_random
-from scoder.select.parametric import (
+from scoder.subset.baselines import ifd_scores, select_by_score, select_kcenter, select_random
+from scoder.subset.parametric import (
     ParametricConfig, nearest_unique, optimize_prototypes, parametric_loss, select_parametric, topk_blockwise,
 )
-from scoder.select.quality import coverage, diversity
+from scoder.subset.quality import coverage, diversity
 
 
 def gaussian_mixture(n=3000, d=64, centers=50, seed=0, noise=0.8):
@@ -113,7 +113,7 @@ def test_refresh_and_neighbour_approximations_stay_close_to_exact():
 
 
 def test_size_larger_than_the_dataset_keeps_everything(tmp_path):
-    from scoder.select.run import SelectConfig, select_records
+    from scoder.subset.selection import SelectConfig, select_records
 
     records = [{"instruction": f"write function number {i}"} for i in range(5)]
     selected, metrics = select_records(records, SelectConfig(size=16, method="random", feature_cache=str(tmp_path)))

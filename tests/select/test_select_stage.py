@@ -40,11 +40,11 @@ def test_select_stage_on_real_instructions(method, shared_data, repo_root, tmp_p
 
 def test_parametric_beats_random_and_kcenter_on_real_instructions(shared_data, repo_root):
     """Acceptance: ~8.5K real instructions, select 1,000."""
-    from scoder.io import read_records
-    from scoder.select.baselines import select_kcenter, select_random
-    from scoder.select.features import encode_cached
-    from scoder.select.parametric import ParametricConfig, select_parametric
-    from scoder.select.quality import coverage
+    from scoder.core.io import read_records
+    from scoder.subset.baselines import select_kcenter, select_random
+    from scoder.models.features import encode_cached
+    from scoder.subset.parametric import ParametricConfig, select_parametric
+    from scoder.subset.quality import coverage
 
     records = []
     for name in ("evol-codealpaca-2k-1.json", "code_alpaca_2k.json", "new_codealpaca.json"):

@@ -1,0 +1,140 @@
+"""Multi-checkpoint sampling (SCoder section 3.3): N samples from each of the M checkpoints
+of the previous round's synthesizer for every snippet of the round.
+
+Snippets of round R are drawn from the pool without the distillation seeds, in a fixed
+seeded order, each round taking the next `snippets` entries in round-key order, so rounds
+never share a snippet and a round's draw does not depend on how it is run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Sequence
+
+from scoder.bootstrap.distill import DistillConfig, synthesize_samples
+from scoder.models.llm.base import LLMConfig, SamplingParams, load_llm
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SampleConfig:
+    # backend settings of the synthesizer; its base model and adapters come from train@K
+    engine: LLMConfig = field(default_factory=LLMConfig)
+    sampling: SamplingParams = field(default_factory=lambda: SamplingParams(n=3, temperature=0.2, top_p=1.0, max_tokens=512))
+    multi_checkpoint: bool = True  # false: all M*N samples from the last checkpoint (ablation)
+    chunk_size: int = 8
+    include_imports: bool = True
+    guided_problem_tokens: int = 0  # >0: template-guided synthesis (see DistillConfig)
+    guided_problem_lead: str = "Write a Python function"
+
+
+@dataclass
+class RoundSpec:
+    previous: str  # the synthesizer (train@K key) this round samples from
+    snippets: int  # how many pool snippets the round synthesizes for
+    select: int  # how many of the round's best candidates select@R keeps (paper: 20K, then 40K)
+
+
+def round_specs(rounds: dict) -> dict[str, RoundSpec]:
+    from scoder.core.params import from_dict
+
+    specs = {}
+    for key, value in (rounds or {}).items():
+        if not isinstance(key, str):
+            # DVC's foreach silently expands nothing for integer keys
+            raise ValueError(f"rounds: key {key!r} must be a quoted string such as \"1\"")
+        specs[key] = from_dict(RoundSpec, value, f"rounds.{key}")
+        if specs[key].snippets < 1 or specs[key].select < 1:
+            raise ValueError(f"rounds.{key}: snippets and select must be at least 1")
+    return specs
+
+
+def _rank(seed: int, snippet_id: str) -> str:
+    return hashlib.sha256(f"{seed}:{snippet_id}".encode()).hexdigest()
+
+
+def seeded_order(pool: Sequence[dict], exclude_ids: set[str], seed: int) -> list[dict]:
+    """The pool minus `exclude_ids` in a fixed seeded order that does not depend on the pool's
+    file order; rounds and the final synthesis take consecutive slices of it."""
+    return sorted((s for s in pool if s["id"] not in exclude_ids), key=lambda s: _rank(seed, s["id"]))
+
+
+def round_snippets(pool: Sequence[dict], exclude_ids: set[str], rounds: dict[str, RoundSpec], key: str, seed: int) -> list[dict]:
+    """The pool snippets of round `key`: a seeded order of the pool minus `exclude_ids`,
+    sliced after the snippets of the rounds whose keys sort before it."""
+    if key not in rounds:
+        raise KeyError(f"round '{key}' is not in params 'rounds' ({', '.join(rounds) or 'none'})")
+    order = seeded_order(pool, exclude_ids, seed)
+    keys = sorted(rounds, key=lambda k: (len(k), k))  # "2" before "10"
+    offset = sum(rounds[k].snippets for k in keys[: keys.index(key)])
+    chosen = order[offset : offset + rounds[key].snippets]
+    if len(chosen) < rounds[key].snippets:
+        raise ValueError(f"round {key} wants {rounds[key].snippets} snippets from offset {offset}, the pool has {len(order)}")
+    return chosen
+
+
+def read_synthesizer(folder: str | Path) -> dict:
+    """The manifest train@K writes next to its checkpoints (base model, checkpoint folders)."""
+    manifest = Path(folder) / "synthesizer.json"
+    if not manifest.exists():
+        raise FileNotFoundError(f"{manifest} not found: is {folder} the output of a train stage?")
+    data = json.loads(manifest.read_text(encoding="utf-8"))
+    data["checkpoints"] = [str(Path(folder) / c) for c in data["checkpoints"]]
+    return data
+
+
+def sample_candidates(synthesizer: dict, snippets: Sequence[dict], config: SampleConfig, round_key: str) -> tuple[list[dict], dict]:
+    """M x N candidates per snippet (or M*N from the last checkpoint), with the checkpoint
+    index and sample index of each; metrics per checkpoint."""
+    if config.engine.model not in ("", synthesizer["base_model"]):
+        raise ValueError(f"sample.engine.model is {config.engine.model!r} but the synthesizer was trained from "
+                         f"{synthesizer['base_model']!r}; leave it empty (the base model comes from train)")
+    checkpoints = synthesizer["checkpoints"]
+    n = config.sampling.n
+    plan = list(enumerate(checkpoints)) if config.multi_checkpoint else [(len(checkpoints) - 1, checkpoints[-1])]
+    if not config.multi_checkpoint:
+        n = config.sampling.n * len(checkpoints)
+    records: list[dict] = []
+    per_checkpoint: dict[str, dict] = {}
+    usage = {"calls": 0, "prompt_tokens": 0, "completion_tokens": 0}
+    for index, adapter in plan:
+        if synthesizer.get("method", "lora") == "full":  # each checkpoint is a whole model
+            engine = replace(config.engine, model=adapter, adapter=None)
+        else:
+            engine = replace(config.engine, model=synthesizer["base_model"], adapter=adapter)
+        llm = load_llm(engine)
+        distill_config = DistillConfig(
+            sampling=replace(config.sampling, n=n, seed=config.sampling.seed + 1000 * index),
+            chunk_size=config.chunk_size,
+            include_imports=config.include_imports,
+            guided_problem_tokens=config.guided_problem_tokens,
+            guided_problem_lead=config.guided_problem_lead,
+        )
+        name = f"round{round_key}/checkpoint-{index}"
+        rows, metrics = synthesize_samples(llm, snippets, distill_config, name, desc=f"sample round {round_key} ckpt {index}")
+        for row in rows:
+            row.update(round=round_key, checkpoint=index)
+        records.extend(rows)
+        per_checkpoint[str(index)] = {k: metrics[k] for k in ("samples", "parse_ok", "parse_rate", "reasons", "code_compiles", "tokens_out", "cached_samples")}
+        for k in usage:
+            usage[k] += getattr(llm, "usage", {}).get(k, 0)
+        del llm
+    ok = sum(r["parse_ok"] for r in records)
+    metrics = {
+        "round": round_key,
+        "snippets": len(snippets),
+        "checkpoints_used": len(plan),
+        "samples_per_checkpoint": n,
+        "multi_checkpoint": config.multi_checkpoint,
+        "candidates": len(records),
+        "parse_ok": ok,
+        "parse_rate": round(ok / len(records), 6) if records else 0.0,
+        "per_checkpoint": per_checkpoint,
+        "computed_tokens": usage,
+    }
+    return records, metrics

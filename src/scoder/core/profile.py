@@ -1,0 +1,160 @@
+"""Params profiles: an overlay (only the keys that differ, e.g. `configs/paper.yaml`) merged
+onto `params.yaml`, and a dry-run check of a whole params mapping: every section parsed into
+its stage's dataclass (an unknown key is an error), every model reference resolvable by name
+(shipped alias, existing path, or a well-formed hub name `org/name`), every OpenAI-compatible
+endpoint a URL with the key's variable NAME (never a key). Nothing is loaded or downloaded."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import importlib
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from scoder.core.params import from_dict, load_params
+
+# params section -> the dataclass its stage parses it into
+SECTIONS: dict[str, str] = {
+    "pool": "scoder.bootstrap.pool.config:PoolConfig",
+    "categorize": "scoder.bootstrap.categorize:CategorizeConfig",
+    "distill": "scoder.bootstrap.distill:DistillConfig",
+    "subset": "scoder.subset.selection:SelectConfig",
+    "train": "scoder.training.sft:SynthesizerTrainConfig",
+    "reference": "scoder.training.sft:SynthesizerTrainConfig",
+    "select": "scoder.bootstrap.influence_select:RoundSelectConfig",
+    "sample": "scoder.bootstrap.sample:SampleConfig",
+    "score": "scoder.bootstrap.scoring:ScoreConfig",
+    "scorer_distill": "scoder.bootstrap.scorer_distill:ScorerDistillConfig",
+    "synthesize": "scoder.bootstrap.final_dataset:SynthesizeConfig",
+    "scoder_train": "scoder.training.sft:ScoderTrainConfig",
+    "evaluate": "scoder.evaluation.benchmarks:EvaluateConfig",
+    "dataset_metrics": "scoder.metrics:DatasetMetricsConfig",
+    "semantic_dedup": "scoder.kspecialist.specialists:DedupConfig",
+    "specialists": "scoder.kspecialist.specialists:SpecialistsConfig",
+    "specialist_evaluate": "scoder.kspecialist.specialists:SpecialistEvaluateConfig",
+}
+SPECIAL = ("seed", "synthesizers", "rounds", "influence")
+MODEL_FIELDS = ("model", "embed_model", "lm")
+HUB_NAME = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
+
+
+def merge(base: Any, overlay: Any) -> Any:
+    """`overlay` onto `base`: mappings merge key by key, anything else is replaced."""
+    if isinstance(base, dict) and isinstance(overlay, dict):
+        out = copy.deepcopy(base)
+        for key, value in overlay.items():
+            out[key] = merge(base[key], value) if key in base else copy.deepcopy(value)
+        return out
+    return copy.deepcopy(overlay)
+
+
+def load_profile(params_file: str | Path, overlay_file: str | Path | None) -> dict:
+    params = load_params(params_file)
+    if overlay_file:
+        overlay = yaml.safe_load(Path(overlay_file).read_text(encoding="utf-8")) or {}
+        if not isinstance(overlay, dict):
+            raise ValueError(f"{overlay_file}: top level must be a mapping")
+        unknown = sorted(set(overlay) - set(params))
+        if unknown:
+            raise ValueError(f"{overlay_file}: section(s) not in {params_file}: {', '.join(unknown)}")
+        params = merge(params, overlay)
+    return params
+
+
+def _dataclass(path: str):
+    module, name = path.split(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def check_model(reference: Any, where: str) -> str:
+    from scoder.models.registry import resolve
+
+    if not isinstance(reference, str) or not reference:
+        raise ValueError(f"{where}: model reference must be a non-empty string, got {reference!r}")
+    resolved = resolve(reference)  # shipped alias or existing path; raises for a missing local path
+    if resolved.path == reference and not Path(reference).exists() and not HUB_NAME.match(reference):
+        raise ValueError(f"{where}: '{reference}' is neither a shipped alias, an existing path nor a hub name org/name")
+    return resolved.path
+
+
+def _walk(obj: Any, where: str, problems: list[str], models: dict[str, str]) -> None:
+    from scoder.models.llm.base import LLMConfig
+
+    if isinstance(obj, LLMConfig):
+        if obj.backend == "openai":
+            if not re.match(r"^https?://[^\s/]+", obj.endpoint or ""):
+                problems.append(f"{where}.endpoint: '{obj.endpoint}' is not an http(s) URL")
+            if not ENV_NAME.match(obj.api_key_env or ""):
+                problems.append(f"{where}.api_key_env: must name an environment variable (e.g. OPENAI_API_KEY), "
+                                "never hold a key")
+            if not obj.model:
+                problems.append(f"{where}.model: the served model name is empty")
+            else:
+                models[f"{where}.model"] = f"{obj.model} @ {obj.endpoint}"
+            return
+        if obj.backend not in ("transformers", "vllm"):
+            problems.append(f"{where}.backend: unknown backend '{obj.backend}'")
+    if not dataclasses.is_dataclass(obj):
+        if isinstance(obj, dict):
+            for key, value in obj.items():
+                _walk(value, f"{where}.{key}", problems, models)
+        elif isinstance(obj, list):
+            for index, value in enumerate(obj):
+                _walk(value, f"{where}[{index}]", problems, models)
+        return
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        name = f"{where}.{f.name}"
+        # an empty model in an engine block means "the stage supplies it" (sample, synthesize, evaluate)
+        if f.name in MODEL_FIELDS and isinstance(value, str) and value:
+            try:
+                models[name] = check_model(value, name)
+            except (ValueError, FileNotFoundError) as exc:
+                problems.append(str(exc))
+        else:
+            _walk(value, name, problems, models)
+
+
+def check_params(params: dict) -> dict[str, str]:
+    """Validate a whole params mapping; returns {where: resolved model} and raises ValueError
+    listing every problem found."""
+    from scoder.bootstrap.influence import FeatureConfig
+    from scoder.bootstrap.sample import round_specs
+
+    problems: list[str] = []
+    models: dict[str, str] = {}
+    unknown = sorted(set(params) - set(SECTIONS) - set(SPECIAL))
+    if unknown:
+        problems.append(f"unknown section(s): {', '.join(unknown)}")
+    if not isinstance(params.get("seed", 0), int):
+        problems.append(f"seed must be an integer, got {params['seed']!r}")
+    for section, target in SECTIONS.items():
+        if section not in params:
+            problems.append(f"section '{section}' is missing")
+            continue
+        try:
+            _walk(from_dict(_dataclass(target), params[section], section), section, problems, models)
+        except (ValueError, TypeError) as exc:
+            problems.append(f"{section}: {exc}")
+    try:
+        influence = dict(params.get("influence") or {})
+        influence.pop("max_dp", None)
+        from_dict(FeatureConfig, influence, "influence")
+        specs = round_specs(params.get("rounds") or {})
+        synthesizers = params.get("synthesizers") or {}
+        for key, spec in specs.items():
+            if spec.previous not in synthesizers:
+                problems.append(f"rounds.{key}.previous: no synthesizer '{spec.previous}'")
+        for key, value in synthesizers.items():
+            if not isinstance(value, dict) or set(value) != {"data"}:
+                problems.append(f"synthesizers.{key}: expected {{data: <file>}}, got {value!r}")
+    except (ValueError, TypeError) as exc:
+        problems.append(str(exc))
+    if problems:
+        raise ValueError("params check failed:\n  - " + "\n  - ".join(problems))
+    return models

@@ -1,0 +1,1 @@
+"""Benchmarks (EvalPlus pass@k, canonical NLL), dataset diversity/complexity metrics, the report."""

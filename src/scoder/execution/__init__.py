@@ -1,0 +1,1 @@
+"""Running untrusted, model-generated code: the sandbox and the evalplus runner."""

@@ -1,5 +1,0 @@
-"""One interface to language models: batched chat generation and next-token judgements."""
-
-from .base import Completion, LLMConfig, SamplingParams, load_llm
-
-__all__ = ["Completion", "LLMConfig", "SamplingParams", "load_llm"]

@@ -1,0 +1,123 @@
+"""The LLM interface shared by every backend, and the factory that picks one from params."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol, Sequence
+
+if TYPE_CHECKING:
+    from scoder.core.cache import ResponseCache
+
+Messages = list[dict[str, str]]  # chat messages: [{"role": ..., "content": ...}]
+
+
+def is_prefilled(messages: Messages) -> bool:
+    """A conversation ending in an assistant message asks the model to continue that message
+    (prefill): the answer starts with the given text, as evalplus' chat prompts and the
+    template-guided synthesis do."""
+    return bool(messages) and messages[-1].get("role") == "assistant"
+
+
+def cut_at_stop(text: str, stop: Sequence[str]) -> tuple[str, bool]:
+    """`text` up to the first stop string (excluded), as OpenAI-style servers return it, and
+    whether one was found."""
+    cuts = [i for i in (text.find(s) for s in stop if s) if i >= 0]
+    return (text[: min(cuts)], True) if cuts else (text, False)
+
+
+@dataclass
+class SamplingParams:
+    n: int = 1
+    temperature: float = 0.0  # 0 means greedy
+    top_p: float = 1.0
+    max_tokens: int = 256
+    stop: list[str] = field(default_factory=list)
+    seed: int = 0
+
+
+@dataclass
+class Completion:
+    texts: list[str]  # n samples for one prompt
+    prompt_tokens: int
+    completion_tokens: list[int]
+    finish_reasons: list[str] = field(default_factory=list)  # "stop" | "length"
+    cached: bool = False  # served from the response cache (nothing was paid or computed)
+
+
+@dataclass
+class LLMConfig:
+    """Every model setting in one place (one params block per model role)."""
+
+    backend: str = "transformers"  # transformers | vllm | openai
+    model: str = "smollm2"  # alias, local folder/.gguf, or hub name; for openai the served model name
+    adapter: str | None = None  # PEFT/LoRA adapter folder (transformers, vllm)
+    batch_size: int = 8  # prompts per forward batch (transformers)
+    threads: int = 0  # torch threads; 0 keeps torch's default
+    max_input_tokens: int = 2048
+    use_cache: bool = True  # persistent response cache (see scoder.core.cache)
+    # openai-compatible endpoints (OpenAI itself, `vllm serve`, ...)
+    endpoint: str = "https://api.openai.com/v1"
+    api_key_env: str = "OPENAI_API_KEY"  # the variable's NAME; the key itself never enters params
+    max_concurrency: int = 8
+    timeout_s: float = 120.0
+    max_retries: int = 6
+    backoff_base_s: float = 1.0
+    backoff_max_s: float = 60.0
+    # vllm
+    tensor_parallel_size: int = 1
+    gpu_memory_utilization: float = 0.9
+    max_lora_rank: int = 64
+
+
+class LLM(Protocol):
+    def generate(self, prompts: Sequence[Messages], params: SamplingParams) -> list[Completion]: ...
+
+    def next_token_logprobs(self, prompts: Sequence[Messages], tokens: Sequence[str]) -> list[list[float]]:
+        """log P(first token of each string in `tokens` | prompt + assistant turn start)."""
+        ...
+
+    def fill_choices(self, prompts: Sequence[Messages], parts: Sequence[str], choices: Sequence[str]) -> list[list[list[float]]]:
+        """Teacher-forced template filling (local backends): see TransformersLLM.fill_choices."""
+        ...
+
+
+def option_probabilities(
+    llm: LLM, prompts: Sequence[Messages], options: dict[str, list[str]]
+) -> list[dict[str, float]]:
+    """Probability of each labelled option as the answer's first token, renormalised over
+    the options (each option may have spelling variants such as "yes"/"Yes")."""
+    variants = [v for spellings in options.values() for v in spellings]
+    rows = llm.next_token_logprobs(prompts, variants)
+    results = []
+    for row in rows:
+        masses, offset = {}, 0
+        for label, spellings in options.items():
+            masses[label] = sum(math.exp(lp) for lp in row[offset : offset + len(spellings)])
+            offset += len(spellings)
+        total = sum(masses.values())
+        results.append({k: (v / total if total > 0 else 0.0) for k, v in masses.items()})
+    return results
+
+
+def load_llm(config: LLMConfig, cache: "ResponseCache | None" = None) -> LLM:
+    """Build the backend named in `config`; `cache` defaults to the project response cache."""
+    from scoder.core.cache import ResponseCache
+
+    if not config.use_cache:
+        cache = None
+    elif cache is None:
+        cache = ResponseCache()
+    if config.backend == "transformers":
+        from scoder.models.llm.transformers_backend import TransformersLLM
+
+        return TransformersLLM(config, cache)
+    if config.backend == "openai":
+        from scoder.models.llm.openai_backend import OpenAICompatibleLLM
+
+        return OpenAICompatibleLLM(config, cache)
+    if config.backend == "vllm":
+        from scoder.models.llm.vllm_backend import VLLMBackend
+
+        return VLLMBackend(config, cache)
+    raise ValueError(f"unknown LLM backend '{config.backend}' (available: transformers, openai, vllm)")

@@ -1,0 +1,208 @@
+"""transformers backend: hub names, local folders or GGUF files; batched, left-padded."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from typing import Sequence
+
+import torch
+
+from scoder.core.cache import ResponseCache, cache_key, folder_digest
+from scoder.models.registry import resolve
+from scoder.models.llm.base import Completion, LLMConfig, Messages, SamplingParams, cut_at_stop, is_prefilled
+
+log = logging.getLogger(__name__)
+
+
+class TransformersLLM:
+    def __init__(self, config: LLMConfig, cache: ResponseCache | None = None):
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        self.config = config
+        self.cache = cache
+        # tokens actually computed by this process (cache hits excluded), for the cost ledger
+        self.usage = {"calls": 0, "prompt_tokens": 0, "completion_tokens": 0}
+        if config.threads:
+            torch.set_num_threads(config.threads)
+        resolved = resolve(config.model)
+        log.info("loading %s with transformers (%s)", config.model, resolved.gguf_file or resolved.path)
+        kwargs = {"gguf_file": resolved.gguf_file} if resolved.gguf_file else {}
+        self.tokenizer = AutoTokenizer.from_pretrained(resolved.path, **kwargs)
+        self.tokenizer.padding_side = "left"
+        if self.tokenizer.pad_token is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        model = AutoModelForCausalLM.from_pretrained(resolved.path, dtype=torch.float32, **kwargs)
+        if config.adapter:
+            from peft import PeftModel
+
+            model = PeftModel.from_pretrained(model, config.adapter)
+        self.model = model.eval()
+        # what determines outputs besides the prompt: the weights (and adapter weights, which
+        # change between bootstrap rounds under the same folder name)
+        self.identity = {
+            "backend": "transformers",
+            "model": resolved.path,
+            "gguf_file": resolved.gguf_file,
+            "adapter_sha256": folder_digest(config.adapter) if config.adapter else None,
+            "max_input_tokens": config.max_input_tokens,
+        }
+
+    def activate_adapter(self, folder: str, name: str, keep_others: bool = False) -> None:
+        """Make the LoRA adapter in `folder` the active one, loading it under `name` on first
+        use; without `keep_others` every other adapter is unloaded (one resident at a time).
+        The cache identity follows the active adapter, so one adapter's cached answers never
+        serve another."""
+        from peft import PeftModel
+
+        if not isinstance(self.model, PeftModel):
+            self.model = PeftModel.from_pretrained(self.model, folder, adapter_name=name).eval()
+        elif name not in self.model.peft_config:
+            self.model.load_adapter(folder, adapter_name=name)
+        self.model.set_adapter(name)
+        if not keep_others:
+            for other in [n for n in self.model.peft_config if n != name]:
+                self.model.delete_adapter(other)
+        digests = self.__dict__.setdefault("_adapter_digests", {})
+        if folder not in digests:
+            digests[folder] = folder_digest(folder)
+        self.identity["adapter_sha256"] = digests[folder]
+
+    def chat_text(self, messages: Messages) -> str:
+        """The prompt text of a conversation; a final assistant message is continued."""
+        if is_prefilled(messages):
+            return self.tokenizer.apply_chat_template(list(messages), continue_final_message=True, tokenize=False)
+        return self.tokenizer.apply_chat_template(list(messages), add_generation_prompt=True, tokenize=False)
+
+    def _encode(self, prompts: Sequence[Messages]) -> dict[str, torch.Tensor]:
+        texts = [self.chat_text(m) for m in prompts]
+        return self.tokenizer(
+            texts,
+            return_tensors="pt",
+            padding=True,
+            truncation=True,
+            max_length=self.config.max_input_tokens,
+            add_special_tokens=False,
+        )
+
+    @torch.inference_mode()
+    def next_token_logprobs(self, prompts: Sequence[Messages], tokens: Sequence[str]) -> list[list[float]]:
+        token_ids = []
+        for token in tokens:
+            ids = self.tokenizer.encode(token, add_special_tokens=False)
+            if not ids:
+                raise ValueError(f"option {token!r} encodes to no token")
+            token_ids.append(ids[0])
+        rows: list[list[float]] = []
+        size = max(1, self.config.batch_size)
+        for start in range(0, len(prompts), size):
+            batch = self._encode(prompts[start : start + size])
+            self.usage["calls"] += len(batch["input_ids"])
+            self.usage["prompt_tokens"] += int(batch["attention_mask"].sum())
+            logits = self.model(**batch).logits[:, -1, :]  # left padding: last column is real
+            logprobs = torch.log_softmax(logits.float(), dim=-1)[:, token_ids]
+            rows.extend(logprobs.tolist())
+        return rows
+
+    @torch.inference_mode()
+    def fill_choices(self, prompts: Sequence[Messages], parts: Sequence[str], choices: Sequence[str]) -> list[list[list[float]]]:
+        """Teacher-forced template filling. The assistant turn is `parts[0]`, then the most
+        likely of `choices` (each must be one token), then `parts[1]`, and so on: for every
+        prompt, the probability of each choice at each of the len(parts) slots, renormalised
+        over the choices. This is what greedy decoding would write into a fixed answer
+        template, with the full distribution kept; one prompt pass plus short incremental
+        steps on the key-value cache."""
+        choice_ids = []
+        for choice in choices:
+            ids = self.tokenizer.encode(choice, add_special_tokens=False)
+            if len(ids) != 1:
+                raise ValueError(f"choice {choice!r} is {len(ids)} tokens for this tokenizer; fill_choices needs one")
+            choice_ids.append(ids[0])
+        rows: list[list[list[float]]] = []
+        for messages in prompts:
+            key = cache_key(self.identity, "fill_choices", list(messages), list(parts), list(choices))
+            if self.cache is not None and (hit := self.cache.get(key)) is not None:
+                rows.append(hit)
+                continue
+            ids = self.tokenizer(self.chat_text(messages) + parts[0], return_tensors="pt", truncation=True,
+                                 max_length=self.config.max_input_tokens, add_special_tokens=False)["input_ids"]
+            self.usage["calls"] += 1
+            self.usage["prompt_tokens"] += int(ids.shape[1])
+            output = self.model(input_ids=ids, use_cache=True)
+            slots: list[list[float]] = []
+            for index in range(len(parts)):
+                probs = torch.softmax(output.logits[0, -1, :].float(), dim=-1)[choice_ids]
+                probs = probs / probs.sum()
+                slots.append([round(float(p), 8) for p in probs])
+                if index + 1 == len(parts):
+                    break
+                best = choices[int(torch.argmax(probs))]
+                step = self.tokenizer(best + parts[index + 1], return_tensors="pt", add_special_tokens=False)["input_ids"]
+                self.usage["prompt_tokens"] += int(step.shape[1])
+                output = self.model(input_ids=step, past_key_values=output.past_key_values, use_cache=True)
+            if self.cache is not None:
+                self.cache.put(key, slots)
+            rows.append(slots)
+        return rows
+
+    @torch.inference_mode()
+    def generate(self, prompts: Sequence[Messages], params: SamplingParams) -> list[Completion]:
+        results: list[Completion] = []
+        size = max(1, self.config.batch_size)
+        for start in range(0, len(prompts), size):
+            chunk = list(prompts[start : start + size])
+            # batches have fixed boundaries and seeds, so a resumed run regenerates a missing
+            # batch exactly as an uninterrupted run would have
+            key = cache_key(self.identity, chunk, dataclasses.asdict(params), start)
+            if self.cache is not None and (hit := self.cache.get(key)) is not None:
+                results.extend(Completion(**{**c, "cached": True}) for c in hit)
+                continue
+            batch_results = self._generate_batch(chunk, params, seed=params.seed + start)
+            self.usage["calls"] += len(chunk)
+            self.usage["prompt_tokens"] += sum(c.prompt_tokens for c in batch_results)
+            self.usage["completion_tokens"] += sum(sum(c.completion_tokens) for c in batch_results)
+            if self.cache is not None:
+                self.cache.put(key, [dataclasses.asdict(c) for c in batch_results])
+            results.extend(batch_results)
+        return results
+
+    def _generate_batch(self, chunk: list[Messages], params: SamplingParams, seed: int) -> list[Completion]:
+        eos = self.tokenizer.eos_token_id
+        batch = self._encode(chunk)
+        torch.manual_seed(seed)
+        sampling = params.temperature > 0
+        output = self.model.generate(
+            **batch,
+            max_new_tokens=params.max_tokens,
+            do_sample=sampling,
+            temperature=params.temperature if sampling else None,
+            top_p=params.top_p if sampling else None,
+            top_k=None,
+            num_return_sequences=params.n,
+            pad_token_id=self.tokenizer.pad_token_id,
+            stop_strings=params.stop or None,
+            tokenizer=self.tokenizer if params.stop else None,
+        )
+        new_tokens = output[:, batch["input_ids"].shape[1] :]
+        results: list[Completion] = []
+        for i in range(len(chunk)):
+            texts, counts, reasons = [], [], []
+            for j in range(params.n):
+                row = new_tokens[i * params.n + j]
+                ended = (row == eos).nonzero()
+                # everything after the first end-of-sequence token is padding
+                length = int(ended[0]) + 1 if len(ended) else int(row.shape[0])
+                # generation halts on the token that completes a stop string; the text ends before it
+                text, stopped = cut_at_stop(self.tokenizer.decode(row[:length], skip_special_tokens=True), params.stop)
+                texts.append(text)
+                counts.append(length)
+                reasons.append("stop" if len(ended) or stopped else "length")
+            results.append(
+                Completion(
+                    texts=texts,
+                    prompt_tokens=int(batch["attention_mask"][i].sum()),
+                    completion_tokens=counts,
+                    finish_reasons=reasons,
+                )
+            )
+        return results

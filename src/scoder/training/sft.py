@@ -1,0 +1,392 @@
+"""Supervised fine-tuning with TRL's SFTTrainer and PEFT LoRA, saving M checkpoints.
+
+Data are prompt-completion conversations (`prompt`: the user turn, `completion`: the
+assistant turn); TRL masks the prompt tokens so the loss is on the response only.
+`num_checkpoints` adapters are saved at evenly spaced optimizer steps, each with the Adam
+state (exp_avg, exp_avg_sq, step) keyed by parameter name, which optimizer-aware influence
+estimation needs. A model loaded from GGUF comes back dequantized but flagged as quantized,
+which the Trainer refuses; it is rebuilt as a plain fp32 model first.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from scoder.models.registry import resolve
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class LoraSettings:
+    r: int = 8
+    alpha: int = 16
+    dropout: float = 0.0
+    target_modules: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
+
+
+@dataclass
+class TrainConfig:
+    model: str = "smollm2"
+    method: str = "lora"  # lora | full
+    lora: LoraSettings = field(default_factory=LoraSettings)
+    learning_rate: float = 1e-4
+    epochs: float = 1.0
+    batch_size: int = 2
+    grad_accum: int = 1
+    max_length: int = 768
+    warmup_ratio: float = 0.0
+    lr_scheduler: str = "linear"
+    weight_decay: float = 0.0
+    num_checkpoints: int = 2  # M
+    seed: int = 1234
+
+
+@dataclass
+class SynthesizerTrainConfig(TrainConfig):
+    """The `train` params section: SFT settings plus which synthesis samples to learn from."""
+
+    # false: samples whose answer did not parse are learned as the raw answer (the tiny
+    # profile's stand-in teacher never keeps the format); true: parsed pairs only (paper)
+    require_parse_ok: bool = True
+    max_examples: int = 0  # 0 = all
+
+
+def synthesis_examples(records: list[dict], require_parse_ok: bool, max_examples: int = 0) -> tuple[list[dict], dict]:
+    """Prompt-completion examples: prompt = the synthesis prompt with the snippet, completion
+    = problem + solution in the two-section format (or the raw answer, see require_parse_ok).
+    Returns the examples and the count of records skipped, by reason."""
+    from collections import Counter
+
+    from scoder.bootstrap.prompts import synthesis_prompt
+    from scoder.bootstrap.synthesis_format import format_synthesis
+
+    examples, skipped = [], Counter()
+    for index, record in enumerate(records, start=1):
+        if not record.get("snippet"):
+            raise ValueError(f"record {index} ({record.get('id', '?')}) has no 'snippet' field: the synthesis prompt cannot be rebuilt")
+        if record.get("parse_ok"):
+            completion = format_synthesis(record["problem"], record["solution"])
+        elif not require_parse_ok and (record.get("raw") or "").strip():
+            completion = record["raw"].strip()
+        else:
+            skipped[f"unparsed:{record.get('reason')}" if not record.get("parse_ok") else "empty"] += 1
+            continue
+        examples.append({"id": record.get("id"),
+                         "prompt": [{"role": "user", "content": synthesis_prompt(record["snippet"])}],
+                         "completion": [{"role": "assistant", "content": completion}]})
+        if max_examples and len(examples) >= max_examples:
+            break
+    return examples, dict(sorted(skipped.items()))
+
+
+def load_trainable_model(reference: str):
+    """(model, tokenizer) in fp32, ready for the Trainer (GGUF rebuilt as a plain model)."""
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    resolved = resolve(reference)
+    kwargs = {"gguf_file": resolved.gguf_file} if resolved.gguf_file else {}
+    tokenizer = AutoTokenizer.from_pretrained(resolved.path, **kwargs)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    loaded = AutoModelForCausalLM.from_pretrained(resolved.path, dtype=torch.float32, **kwargs)
+    if not resolved.gguf_file:
+        return loaded, tokenizer
+    config = AutoConfig.from_pretrained(resolved.path, **kwargs)
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    plain = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    plain.load_state_dict(loaded.state_dict())
+    return plain, tokenizer
+
+
+def checkpoint_steps(total_steps: int, count: int) -> list[int]:
+    """`count` optimizer steps spread evenly over training, the last one included."""
+    if total_steps < 1 or count < 1:
+        raise ValueError(f"need at least one step and one checkpoint (steps={total_steps}, checkpoints={count})")
+    return sorted({max(1, round(total_steps * k / count)) for k in range(1, count + 1)})
+
+
+def adam_state_by_name(model, optimizer) -> tuple[dict[str, torch.Tensor], dict]:
+    """exp_avg / exp_avg_sq of every trainable parameter, keyed by its name."""
+    inner = getattr(optimizer, "optimizer", optimizer)
+    group = inner.param_groups[0]
+    tensors, steps = {}, {}
+    for name, param in model.named_parameters():
+        if not param.requires_grad:
+            continue
+        state = inner.state.get(param)
+        if not state:
+            continue
+        tensors[f"{name}.exp_avg"] = state["exp_avg"].detach().cpu().contiguous()
+        tensors[f"{name}.exp_avg_sq"] = state["exp_avg_sq"].detach().cpu().contiguous()
+        steps[name] = float(state["step"])
+    meta = {"betas": list(group["betas"]), "eps": group["eps"], "lr": group["lr"], "step": max(steps.values(), default=0)}
+    return tensors, meta
+
+
+def sharded_training() -> bool:
+    """Launched by `accelerate launch` with FSDP or DeepSpeed (configs/accelerate/): weights
+    and optimizer state are split across the processes."""
+    return any(os.environ.get(name, "").lower() == "true" for name in ("ACCELERATE_USE_FSDP", "ACCELERATE_USE_DEEPSPEED"))
+
+
+def _canonical_adapter_config(folder: Path, base_model: str) -> None:
+    """Make a saved adapter's bytes depend on the training alone, so two identical trainings
+    give the same files (and DVC hashes, and response-cache keys):
+    - PEFT writes target_modules from a set, in an order that follows PYTHONHASHSEED: sorted;
+    - PEFT records the base model as the folder it was loaded from, an absolute path into this
+      checkout's venv for a shipped model: replaced, in adapter_config.json and in the model
+      card beside it, by `base_model` as params name it. Loaders pass the base model
+      explicitly and never read this field."""
+    path = folder / "adapter_config.json"
+    if not path.exists():
+        return
+    config = json.loads(path.read_text(encoding="utf-8"))
+    if isinstance(config.get("target_modules"), list):
+        config["target_modules"] = sorted(config["target_modules"])
+    loaded_from = config.get("base_model_name_or_path")
+    config["base_model_name_or_path"] = base_model
+    path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    card = folder / "README.md"
+    if loaded_from and loaded_from != base_model and card.exists():
+        card.write_text(card.read_text(encoding="utf-8").replace(loaded_from, base_model), encoding="utf-8")
+
+
+def fit_to_length(examples: list[dict], tokenizer, max_length: int) -> tuple[list[dict], int]:
+    """Drop, and count, examples whose prompt alone fills `max_length`: truncation would leave
+    no response token, and TRL would drop them silently while the step count assumed them."""
+    kept = []
+    for example in examples:
+        prompt = tokenizer.apply_chat_template(example["prompt"], add_generation_prompt=True, tokenize=False)
+        if len(tokenizer(prompt, add_special_tokens=False)["input_ids"]) < max_length - 1:
+            kept.append(example)
+    dropped = len(examples) - len(kept)
+    if dropped:
+        log.warning("%d of %d examples have a prompt of %d tokens or more and are not trained on (raise max_length)",
+                    dropped, len(examples), max_length - 1)
+    if not kept:
+        raise ValueError(f"every prompt is longer than max_length={max_length}: nothing to train on")
+    return kept, dropped
+
+
+def train_sft(examples: list[dict], config: TrainConfig, out_dir: str | Path, init_adapter: str | None = None) -> dict:
+    """Train on prompt-completion examples; returns metrics and writes checkpoint-<k>/ folders.
+    `init_adapter`: go on training this LoRA adapter (a previous phase) instead of a new one."""
+    from datasets import Dataset
+    from peft import LoraConfig
+    from safetensors.torch import save_file
+    from transformers import TrainerCallback
+    from trl import SFTConfig, SFTTrainer
+
+    if not examples:
+        raise ValueError("no training examples")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model, tokenizer = load_trainable_model(config.model)
+    examples, too_long = fit_to_length(examples, tokenizer, config.max_length)
+    processes = int(os.environ.get("WORLD_SIZE", "1"))  # a distributed launch splits each global batch
+    steps_per_epoch = math.ceil(len(examples) / (config.batch_size * config.grad_accum * processes))
+    total_steps = max(1, math.ceil(steps_per_epoch * config.epochs))
+    save_at = checkpoint_steps(total_steps, config.num_checkpoints)
+    saved: list[dict] = []
+
+    sharded = sharded_training()
+
+    class SaveCheckpoints(TrainerCallback):
+        trainer = None  # set once the trainer exists
+
+        def on_step_end(self, args, state, control, model=None, optimizer=None, **kwargs):
+            if state.global_step not in save_at:
+                return
+            index = save_at.index(state.global_step)
+            folder = out_dir / f"checkpoint-{index}"
+            if sharded:
+                # FSDP / DeepSpeed: every process takes part in gathering the weights, the main
+                # one writes them; the optimizer state stays sharded and is not exported
+                self.trainer.save_model(str(folder))
+                if state.is_world_process_zero:
+                    if (folder / "adapter_config.json").exists():
+                        _canonical_adapter_config(folder, config.model)
+                    (folder / "adam_state.json").write_text(json.dumps(
+                        {"global_step": state.global_step, "sharded_optimizer": True,
+                         "note": "no Adam state: the optimizer was sharded (FSDP/DeepSpeed); influence needs a DDP or single-process reference"},
+                        indent=2))
+                    saved.append({"checkpoint": index, "step": state.global_step})
+                return
+            # DDP: every process holds the same weights and Adam state; the main one writes them
+            if not state.is_world_process_zero:
+                return
+            model.save_pretrained(folder)
+            _canonical_adapter_config(folder, config.model)
+            if config.method == "full":  # a full checkpoint is a model of its own: make it loadable alone
+                tokenizer.save_pretrained(folder)
+            tensors, meta = adam_state_by_name(model, optimizer)
+            save_file(tensors, str(folder / "adam_state.safetensors"))
+            meta.update(global_step=state.global_step)  # the step's loss is logged after this callback
+            (folder / "adam_state.json").write_text(json.dumps(meta, indent=2))
+            saved.append({"checkpoint": index, "step": state.global_step})
+
+    args = SFTConfig(
+        output_dir=str(out_dir / "_trainer"),
+        per_device_train_batch_size=config.batch_size,
+        gradient_accumulation_steps=config.grad_accum,
+        num_train_epochs=config.epochs,
+        max_steps=total_steps,
+        learning_rate=config.learning_rate,
+        lr_scheduler_type=config.lr_scheduler,
+        warmup_steps=int(round(config.warmup_ratio * total_steps)),
+        weight_decay=config.weight_decay,
+        seed=config.seed,
+        data_seed=config.seed,
+        max_length=config.max_length,
+        completion_only_loss=True,
+        logging_steps=1,
+        save_strategy="no",
+        report_to=[],
+        use_cpu=not torch.cuda.is_available(),
+        dataloader_num_workers=0,
+        disable_tqdm=False,
+    )
+    peft_config = None
+    if init_adapter:
+        from peft import PeftModel
+
+        if config.method != "lora":
+            raise ValueError("init_adapter needs method lora")
+        model = PeftModel.from_pretrained(model, init_adapter, is_trainable=True)
+    elif config.method == "lora":
+        peft_config = LoraConfig(r=config.lora.r, lora_alpha=config.lora.alpha, lora_dropout=config.lora.dropout,
+                                 target_modules=config.lora.target_modules, task_type="CAUSAL_LM")
+    elif config.method != "full":
+        raise ValueError(f"unknown train.method '{config.method}' (expected lora or full)")
+    saver = SaveCheckpoints()
+    trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(examples), processing_class=tokenizer,
+                         peft_config=peft_config, callbacks=[saver])
+    saver.trainer = trainer
+    result = trainer.train()
+    shutil.rmtree(out_dir / "_trainer", ignore_errors=True)  # the Trainer's scratch folder; checkpoints are ours
+    # the loss logged at each checkpoint's own step (logging_steps=1), into the metrics and the Adam metadata
+    logged = {h["step"]: h["loss"] for h in trainer.state.log_history if "loss" in h}
+    for entry in saved:
+        entry["loss"] = logged.get(entry["step"])
+        meta_file = out_dir / f"checkpoint-{entry['checkpoint']}" / "adam_state.json"
+        meta = json.loads(meta_file.read_text())
+        meta["train_loss"] = entry["loss"]
+        meta_file.write_text(json.dumps(meta, indent=2))
+    return {"examples": len(examples), "dropped_too_long": too_long, "steps": total_steps, "checkpoints": saved,
+            "train_loss": result.training_loss}
+
+
+def instruction_examples(records: list[dict], instruction_fields: list[str], response_fields: list[str],
+                         source: str, max_examples: int = 0) -> list[dict]:
+    """Chat prompt-completion examples from instruction records (Alpaca style `instruction` +
+    `input`, or any named fields). A record without an instruction or a response is an error
+    naming it: a training set with silent holes is worse than a stopped run."""
+    from scoder.models.features import instruction_text
+
+    examples = []
+    for index, record in enumerate(records, start=1):
+        try:
+            instruction = instruction_text(record, instruction_fields)
+            response = instruction_text(record, response_fields)
+        except ValueError as exc:
+            raise ValueError(f"{source}: record {index}: {exc}") from None
+        extra = record.get("input")
+        if "instruction" in instruction_fields and isinstance(extra, str) and extra.strip() and extra not in instruction:
+            instruction = f"{instruction}\n\n{extra}"
+        examples.append({"id": record.get("id", f"{source}:{index}"),
+                         "prompt": [{"role": "user", "content": instruction}],
+                         "completion": [{"role": "assistant", "content": response}]})
+        if max_examples and len(examples) >= max_examples:
+            break
+    return examples
+
+
+def load_instruction_records(source: str, split: str = "train") -> list[dict]:
+    """A local JSON/JSONL file, or `hf:<dataset>` from the Hugging Face hub (real runs, e.g.
+    hf:theblackcat102/evol-codealpaca-v1)."""
+    from scoder.core.io import read_records
+
+    if source.startswith("hf:"):
+        from datasets import load_dataset
+
+        return list(load_dataset(source[3:], split=split))
+    return read_records(source)
+
+
+@dataclass
+class PhaseConfig:
+    data: str = ""  # JSON/JSONL file or hf:<dataset>; "" skips the phase (phase 1 only)
+    instruction_fields: list[str] = field(default_factory=lambda: ["instruction"])
+    response_fields: list[str] = field(default_factory=lambda: ["response", "output"])
+    epochs: float = 1.0
+    learning_rate: float = 1e-5
+    max_examples: int = 0  # 0 = all
+
+
+@dataclass
+class ScoderTrainConfig:
+    """Two-phase SFT of the code model (SCoder section 4.1): phase 1 on a general code
+    instruction set (paper: evol-codealpaca-v1, 2 epochs, 5e-5), phase 2 on the synthesized
+    data (3 epochs, 1e-5); linear schedule, warmup 0.05."""
+
+    model: str = "smollm2"  # paper: deepseek-ai/deepseek-coder-6.7b-base
+    method: str = "lora"  # lora | full
+    lora: LoraSettings = field(default_factory=LoraSettings)
+    phase1: PhaseConfig = field(default_factory=lambda: PhaseConfig(epochs=2.0, learning_rate=5e-5))
+    phase2: PhaseConfig = field(default_factory=lambda: PhaseConfig(epochs=3.0, learning_rate=1e-5))
+    batch_size: int = 2
+    grad_accum: int = 1
+    max_length: int = 1024
+    warmup_ratio: float = 0.05
+    lr_scheduler: str = "linear"
+    weight_decay: float = 0.0
+    seed: int = 1234
+
+    def phase_train_config(self, phase: PhaseConfig, model: str) -> TrainConfig:
+        return TrainConfig(model=model, method=self.method, lora=self.lora, learning_rate=phase.learning_rate,
+                           epochs=phase.epochs, batch_size=self.batch_size, grad_accum=self.grad_accum,
+                           max_length=self.max_length, warmup_ratio=self.warmup_ratio, lr_scheduler=self.lr_scheduler,
+                           weight_decay=self.weight_decay, num_checkpoints=1, seed=self.seed)
+
+
+def train_two_phase(phase_data: dict[str, list[dict]], config: ScoderTrainConfig, out_dir: str | Path) -> dict:
+    """Phase 1 (skipped when it has no data), then phase 2 from its result: the same LoRA
+    adapter trained on, or (full FT) the phase-1 model. Writes phase1/ and phase2/
+    checkpoint folders and returns per-phase metrics plus what the final model is."""
+    out_dir = Path(out_dir)
+    metrics: dict = {}
+    model, adapter = config.model, None
+    for name in ("phase1", "phase2"):
+        examples = phase_data.get(name) or []
+        if not examples:
+            if name == "phase2":
+                raise ValueError("phase 2 (the synthesized data) has no examples")
+            metrics[name] = {"skipped": True}
+            continue
+        phase = getattr(config, name)
+        log.info("%s: %d examples, %s epochs at lr %g from %s%s", name, len(examples), phase.epochs, phase.learning_rate,
+                 model, f" + adapter {adapter}" if adapter else "")
+        result = train_sft(examples, config.phase_train_config(phase, model), out_dir / name, init_adapter=adapter)
+        last, final_folder = str(out_dir / name / "checkpoint-0"), f"{name}/checkpoint-0"
+        if config.method == "full":
+            model = last
+        else:
+            adapter = last
+        metrics[name] = {"examples": result["examples"], "dropped_too_long": result["dropped_too_long"],
+                         "steps": result["steps"], "train_loss": round(result["train_loss"], 6),
+                         "epochs": phase.epochs, "learning_rate": phase.learning_rate}
+    # paths relative to out_dir (the stage writes into a scratch folder renamed at the end)
+    final = {"base_model": config.model, "method": config.method,
+             "model": final_folder if config.method == "full" else config.model,
+             "adapter": final_folder if config.method == "lora" else None}
+    return {"phases": metrics, "final": final}
