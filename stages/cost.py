@@ -1,35 +1,28 @@
-"""DVC stage `cost`: sum the per-stage cost ledger entries into metrics/cost.json."""
+"""DVC stage `cost`: the cost ledger of the paid stages, summed by role."""
 
-from __future__ import annotations
+from scoder.core.stage import Input, Stage, run_stage
 
-import json
-import logging
-
-from scoder.core.cost import summarize
-from scoder.core.io import write_json
-from scoder.core.stage import setup_logging, stage_parser
-from scoder.core.tracking import stage_run
-
-log = logging.getLogger("stage.cost")
+STAGE = Stage(
+    name="cost", paper="core",
+    summary="model cost by role, and what the synthesizer's samples would have cost from the teacher",
+    inputs=(Input("pool_ledger", "metrics/cost/pool.json"), Input("categorize_ledger", "metrics/cost/categorize.json"),
+            Input("distill_ledger", "metrics/cost/distill.json")),
+    metrics="metrics/cost.json",
+)
 
 
-def main() -> None:
-    parser = stage_parser(__doc__)
-    parser.add_argument("entries", nargs="+", help="ledger entry JSON files (metrics/cost/*.json)")
-    parser.add_argument("--out", default="metrics/cost.json")
-    args = parser.parse_args()
-    setup_logging()
-    entries = []
-    for path in args.entries:
-        with open(path, encoding="utf-8") as handle:
-            entries.append(json.load(handle))
+def work(ctx):
+    import json
+    import logging
+
+    from scoder.core.cost import summarize
+
+    entries = [json.loads(ctx.path(item.name).read_text(encoding="utf-8")) for item in STAGE.inputs]
     summary = summarize(entries)
-    with stage_run("cost", {"entries": args.entries}, args.params) as run:
-        write_json(args.out, summary)
-        run.log_metrics({k: v for k, v in summary.items() if k not in ("stages",)})
-        run.log_artifact(args.out)
-    log.info("total estimated model cost $%.4f over %d stage(s)", summary["total_cost_usd"], len(entries))
+    logging.getLogger(ctx.name).info("total estimated model cost $%.4f over %d stage(s)", summary["total_cost_usd"],
+                                     len(entries))
+    return summary
 
 
 if __name__ == "__main__":
-    main()
+    run_stage(STAGE, work)

@@ -1,44 +1,35 @@
-"""Optional DVC stage `distill_scorer`: train a scorer on the teacher's Figure-7 judgements
-(SCoder appendix C). Not in the default dvc.yaml (the tiny profile's stand-in teacher cannot
-write a parsable judgement); add it with the `dvc stage add` line in the README and point
-`score.scorer.adapter` at its output."""
+"""Optional stage `distill_scorer` (run by hand, not part of dvc.yaml): the teacher judges
+instruction pairs with the 10-aspect prompt and a small scorer is fine-tuned on its
+judgements (SCoder's distilled scorer). Use it with score.scorer.model / adapter."""
 
-from __future__ import annotations
+from scoder.core.stage import Input, Output, Stage, run_stage
 
-import json
-import logging
-
-from scoder.core.stage import load_section, quiet_threads, setup_logging, stage_parser
-
-quiet_threads()
-
-from scoder.core.io import atomic_dir, read_jsonl, write_json  # noqa: E402
-from scoder.core.params import from_dict  # noqa: E402
-from scoder.bootstrap.scorer_distill import ScorerDistillConfig, distill_scorer  # noqa: E402
-from scoder.core.tracking import stage_run  # noqa: E402
-
-log = logging.getLogger("stage.distill_scorer")
+STAGE = Stage(
+    name="distill_scorer", paper="bootstrap", in_pipeline=False,
+    summary="a small scorer fine-tuned on the teacher's 10-aspect judgements",
+    section="scorer_distill", config="scoder.bootstrap.scorer_distill:ScorerDistillConfig",
+    inputs=(Input("data", "data/distill/samples.jsonl", help="instruction pairs to judge (problem, solution, parse_ok)"),),
+    outputs=(Output("out_dir", "data/scorer", folder=True),),
+    metrics="metrics/distill_scorer.json",
+)
 
 
-def main() -> None:
-    parser = stage_parser(__doc__)
-    parser.add_argument("--data", required=True, help="instruction pairs to judge (records with problem, solution, parse_ok)")
-    parser.add_argument("--out-dir", required=True)
-    parser.add_argument("--metrics", required=True)
-    args = parser.parse_args()
-    setup_logging()
-    _, section = load_section(args.params, "scorer_distill")
-    config = from_dict(ScorerDistillConfig, section, "scorer_distill")
-    with stage_run("distill_scorer", {"scorer_distill": section}, args.params) as run:
-        records = read_jsonl(args.data)
-        with atomic_dir(args.out_dir) as partial:
-            metrics = distill_scorer(records, config, partial)
-            (partial / "scorer.json").write_text(json.dumps({"base_model": config.train.model, "adapter": "checkpoint-0"}, indent=2) + "\n")
-        write_json(args.metrics, metrics)
-        run.log_metrics(metrics)
-        log.info("scorer trained on %d judgements (teacher parse rate %.1f%%); set score.scorer.model: %s and "
-                 "score.scorer.adapter: %s", metrics["examples"], 100 * metrics["score_parse_rate"], config.train.model, f"{args.out_dir}/checkpoint-0")
+def work(ctx):
+    import json
+    import logging
+
+    from scoder.bootstrap.scorer_distill import distill_scorer
+    from scoder.core.io import read_jsonl
+
+    config, out = ctx.config, ctx.path("out_dir")
+    metrics = distill_scorer(read_jsonl(ctx.path("data")), config, out)
+    (out / "scorer.json").write_text(json.dumps({"base_model": config.train.model, "adapter": "checkpoint-0"}, indent=2) + "\n")
+    logging.getLogger(ctx.name).info(
+        "scorer trained on %d judgements (teacher parse rate %.1f%%); set score.scorer.model: %s and "
+        "score.scorer.adapter: %s", metrics["examples"], 100 * metrics["score_parse_rate"], config.train.model,
+        f"{STAGE.outputs[0].path}/checkpoint-0")
+    return metrics
 
 
 if __name__ == "__main__":
-    main()
+    run_stage(STAGE, work)

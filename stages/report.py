@@ -1,38 +1,42 @@
-"""DVC stage `report`: one self-contained HTML page (figures embedded) with the pipeline's key
-tables, score and influence distributions by round, and pass@1 / NLL per model; also the CSV
-files behind `dvc plots show`."""
+"""DVC stage `report`: the HTML report with its figures, the plot data `dvc plots show` draws,
+and the summary metrics file that `dvc metrics show` prints."""
 
-from __future__ import annotations
+from scoder.core.stage import Input, Output, Stage, run_stage
 
-import json
-import logging
-from pathlib import Path
+STAGE = Stage(
+    name="report", paper="evaluation",
+    summary="reports/report.html, plots/ and metrics/summary.json (the figures to compare across experiments)",
+    inputs=(Input("rounds", "data/rounds"), Input("pool", "metrics/pool.json"), Input("categorize", "metrics/categorize.json"),
+            Input("distill", "metrics/distill.json"), Input("train", "metrics/train"), Input("sample", "metrics/sample"),
+            Input("score", "metrics/score"), Input("select", "metrics/select"), Input("synthesize", "metrics/synthesize.json"),
+            Input("scoder_train", "metrics/scoder_train.json"), Input("evaluate", "metrics/evaluate.json"),
+            Input("specialist_evaluate", "metrics/specialist_evaluate.json"), Input("subset", "metrics/subset.json"),
+            Input("cost", "metrics/cost.json")),
+    outputs=(Output("out", "reports/report.html"), Output("plots_dir", "plots", folder=True, cache=False)),
+    metrics="metrics/summary.json", dvc_metrics=True,
+)
 
-from scoder.core.io import atomic_path
-from scoder.evaluation.report import evaluation_rows, render_html, round_values, write_plot_data
-from scoder.core.stage import setup_logging, stage_parser
 
-log = logging.getLogger("stage.report")
+def work(ctx):
+    import json
+    import logging
+    from pathlib import Path
 
+    from scoder.core.io import atomic_path
+    from scoder.evaluation.report import evaluation_rows, render_html, round_values, write_plot_data
+    from scoder.evaluation.summary import summary
 
-def main() -> None:
-    parser = stage_parser(__doc__)
-    parser.add_argument("--metrics-dir", default="metrics")
-    parser.add_argument("--rounds-dir", default="data/rounds")
-    parser.add_argument("--plots-dir", required=True)
-    parser.add_argument("--out", required=True)
-    args = parser.parse_args()
-    setup_logging()
-    scores = round_values(args.rounds_dir, "scored.jsonl", "score")
-    influence = round_values(args.rounds_dir, "influence.jsonl", "influence")
-    evaluate_file = Path(args.metrics_dir) / "evaluate.json"
-    evaluate = json.loads(evaluate_file.read_text(encoding="utf-8")) if evaluate_file.exists() else None
-    write_plot_data(args.plots_dir, scores, influence, evaluation_rows(evaluate))
-    page = render_html(args.metrics_dir, scores, influence, evaluate)
-    with atomic_path(args.out) as tmp:
-        Path(tmp).write_text(page, encoding="utf-8")
-    log.info("report written: %s (open it in a browser)", Path(args.out).resolve())
+    metrics_dir = ctx.path("pool").parent
+    scores = round_values(ctx.path("rounds"), "scored.jsonl", "score")
+    influence = round_values(ctx.path("rounds"), "influence.jsonl", "influence")
+    evaluate = json.loads(ctx.path("evaluate").read_text(encoding="utf-8"))
+    write_plot_data(ctx.path("plots_dir"), scores, influence, evaluation_rows(evaluate))
+    with atomic_path(ctx.path("out")) as tmp:
+        Path(tmp).write_text(render_html(metrics_dir, scores, influence, evaluate), encoding="utf-8")
+    ctx.run.log_artifact(ctx.path("out"))
+    logging.getLogger(ctx.name).info("report written: %s (open it in a browser)", Path(ctx.path("out")).resolve())
+    return summary(metrics_dir)
 
 
 if __name__ == "__main__":
-    main()
+    run_stage(STAGE, work)

@@ -1,41 +1,34 @@
-"""DVC stage `select@R`: keep `rounds.R.select` of round R's best candidates by influence
-(or by the ablation in `select.method`); they train synthesizer R."""
+"""DVC stage `select@R`: the `rounds.R.select` best candidates of round R by influence (or a
+baseline signal), which synthesizer R learns from (SCoder section 3.4)."""
 
-from __future__ import annotations
+from scoder.core.stage import Input, Output, Stage, run_stage
 
-import logging
-
-from scoder.core.stage import load_section, setup_logging, stage_parser
-from scoder.core.io import read_jsonl, write_json, write_jsonl
-from scoder.core.params import from_dict
-from scoder.bootstrap.influence_select import RoundSelectConfig, select_round
-from scoder.bootstrap.sample import round_specs
-from scoder.core.tracking import stage_run
-
-log = logging.getLogger("stage.select")
+STAGE = Stage(
+    name="select", paper="bootstrap", foreach="rounds",
+    summary="round R's top-k candidates by influence: what synthesizer R learns from",
+    section="select", config="scoder.bootstrap.influence_select:RoundSelectConfig", params=("rounds.${key}",),
+    inputs=(Input("influence", "data/rounds/${key}/influence.jsonl", help="round R's best candidates with their influence"),),
+    outputs=(Output("selected", "data/rounds/${key}/selected.jsonl"),),
+    metrics="metrics/select/${key}.json",
+)
 
 
-def main() -> None:
-    parser = stage_parser(__doc__)
-    parser.add_argument("--round", required=True)
-    parser.add_argument("--influence", required=True, help="round R's best candidates with their influence")
-    parser.add_argument("--out", required=True)
-    parser.add_argument("--metrics", required=True)
-    args = parser.parse_args()
-    setup_logging()
-    params, section = load_section(args.params, "select")
-    config = from_dict(RoundSelectConfig, section, "select")
-    size = round_specs(params.get("rounds"))[args.round].select
-    with stage_run(f"select@{args.round}", {"select": section, "rounds": params.get("rounds")}, args.params) as run:
-        records = read_jsonl(args.influence)
-        selected, metrics = select_round(records, size, config)
-        metrics["round"] = args.round
-        write_jsonl(args.out, selected)
-        write_json(args.metrics, metrics)
-        run.log_metrics(metrics)
-        log.info("round %s: selected %d of %d candidates by %s (influence of the selected: %s)", args.round, metrics["selected"],
-                 metrics["available"], config.method, metrics["influence_selected"])
+def work(ctx):
+    import logging
+
+    from scoder.bootstrap.influence_select import select_round
+    from scoder.bootstrap.sample import round_specs
+    from scoder.core.io import read_jsonl, write_jsonl
+
+    size = round_specs({ctx.key: ctx.param(f"rounds.{ctx.key}")})[ctx.key].select
+    selected, metrics = select_round(read_jsonl(ctx.path("influence")), size, ctx.config)
+    metrics["round"] = ctx.key
+    write_jsonl(ctx.path("selected"), selected)
+    logging.getLogger(ctx.name).info("round %s: selected %d of %d candidates by %s (influence of the selected: %s)",
+                                     ctx.key, metrics["selected"], metrics["available"], ctx.config.method,
+                                     metrics["influence_selected"])
+    return metrics
 
 
 if __name__ == "__main__":
-    main()
+    run_stage(STAGE, work)

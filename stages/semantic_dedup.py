@@ -1,44 +1,36 @@
-"""DVC stage `semantic_dedup`: keep one of every group of instruction records whose embedding
-cosine exceeds `semantic_dedup.threshold` (seed 002: 0.95), greedy in file order."""
+"""DVC stage `semantic_dedup`: one record of every group of near-identical instructions
+(cosine above the threshold; seed 002 section 2.3)."""
 
-from __future__ import annotations
+from scoder.core.stage import Input, Output, Stage, run_stage
 
-import logging
-
-from scoder.core.stage import load_section, quiet_threads, setup_logging, stage_parser
-
-quiet_threads()
-
-from scoder.core.io import atomic_dir, read_records, write_json, write_jsonl  # noqa: E402
-from scoder.core.params import from_dict  # noqa: E402
-from scoder.kspecialist.specialists import DedupConfig, dedup_records  # noqa: E402
-from scoder.core.tracking import stage_run  # noqa: E402
-
-log = logging.getLogger("stage.semantic_dedup")
+STAGE = Stage(
+    name="semantic_dedup", paper="kspecialist",
+    summary="the synthesized dataset without semantic near-duplicates",
+    section="semantic_dedup", config="scoder.kspecialist.specialists:DedupConfig",
+    inputs=(Input("data", "data/synthesize/dataset.jsonl", help="instruction dataset (JSON or JSONL)"),),
+    outputs=(Output("out_dir", "data/semantic_dedup", folder=True),),
+    metrics="metrics/semantic_dedup.json",
+)
 
 
-def main() -> None:
-    parser = stage_parser(__doc__)
-    parser.add_argument("--data", required=True, help="instruction dataset (JSON or JSONL)")
-    parser.add_argument("--out-dir", required=True)
-    parser.add_argument("--metrics", required=True)
-    args = parser.parse_args()
-    setup_logging()
-    params, section = load_section(args.params, "semantic_dedup")
-    config = from_dict(DedupConfig, section, "semantic_dedup")
-    with stage_run("semantic_dedup", {"semantic_dedup": section}, args.params) as run:
-        records = read_records(args.data)
-        log.info("deduplicating %d records of %s at cosine > %s (%s)", len(records), args.data, config.threshold, config.model)
-        kept, dropped = dedup_records(records, config, args.data)
-        with atomic_dir(args.out_dir) as partial:
-            write_jsonl(partial / "dataset.jsonl", kept)
-            write_jsonl(partial / "duplicates.jsonl", dropped)
-        metrics = {"records": len(records), "kept": len(kept), "dropped": len(dropped), "threshold": config.threshold,
-                   "model": config.model}
-        write_json(args.metrics, metrics)
-        run.log_metrics(metrics)
-        log.info("kept %d of %d records (%d near-duplicates dropped)", len(kept), len(records), len(dropped))
+def work(ctx):
+    import logging
+
+    from scoder.core.io import read_records, write_jsonl
+    from scoder.kspecialist.specialists import dedup_records
+
+    config = ctx.config
+    records = read_records(ctx.path("data"))
+    logging.getLogger(ctx.name).info("deduplicating %d records at cosine > %s (%s)", len(records), config.threshold,
+                                     config.model)
+    kept, dropped = dedup_records(records, config, str(ctx.path("data")))
+    write_jsonl(ctx.path("out_dir") / "dataset.jsonl", kept)
+    write_jsonl(ctx.path("out_dir") / "duplicates.jsonl", dropped)
+    logging.getLogger(ctx.name).info("kept %d of %d records (%d near-duplicates dropped)", len(kept), len(records),
+                                     len(dropped))
+    return {"records": len(records), "kept": len(kept), "dropped": len(dropped), "threshold": config.threshold,
+            "model": config.model}
 
 
 if __name__ == "__main__":
-    main()
+    run_stage(STAGE, work)

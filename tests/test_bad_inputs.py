@@ -196,8 +196,8 @@ def test_synthesis_records_without_a_snippet_name_the_record():
     ("dataset_metrics", {"datasets": ["a.jsonl"]}, "dataset_metrics.datasets' must be a mapping"),
 ])
 def test_params_typos_and_wrong_shapes_are_errors(section, value, message):
-    from scoder.core.profile import SECTIONS, _dataclass
+    from scoder.core.profile import _dataclass, config_sections
     from scoder.core.params import from_dict
 
     with pytest.raises(ValueError, match=message):
-        from_dict(_dataclass(SECTIONS[section]), value, section)
+        from_dict(_dataclass(config_sections()[section]), value, section)

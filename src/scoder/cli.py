@@ -132,6 +132,23 @@ def lock_diff_command(args: argparse.Namespace) -> int:
     return 1 if differ else 0
 
 
+def pipeline_command(args: argparse.Namespace) -> int:
+    """generate: rewrite dvc.yaml and the README's stage table from the stage declarations;
+    check: exit 1 (naming the files) when either has drifted from them."""
+    from scoder.core.pipeline import generate
+
+    drift = generate(args.root, write=args.action == "generate")
+    if args.action == "generate":
+        print(f"regenerated {', '.join(drift)}" if drift else "dvc.yaml and README stage table already up to date")
+        return 0
+    if drift:
+        print(f"out of date with the stage declarations in stages/: {', '.join(drift)}; "
+              "run `scoder pipeline generate`", file=sys.stderr)
+        return 1
+    print("dvc.yaml and README stage table match the stage declarations")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="scoder", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -161,6 +178,10 @@ def main(argv: list[str] | None = None) -> int:
     diff.add_argument("first")
     diff.add_argument("second")
     diff.set_defaults(handler=lock_diff_command)
+    pipe = commands.add_parser("pipeline", help="dvc.yaml and the README stage table from the stage declarations")
+    pipe.add_argument("action", choices=["generate", "check"])
+    pipe.add_argument("--root", default=".", help="repository root (default: .)")
+    pipe.set_defaults(handler=pipeline_command)
     args = parser.parse_args(argv)
     return args.handler(args)
 

@@ -15,6 +15,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from scoder.bootstrap.pool.config import QualityConfig
+
 # Magicoder's ten task categories, used verbatim by SCoder (appendix B).
 TASK_CATEGORIES = [
     "Algorithmic and Data Structure Problems",
@@ -31,15 +33,6 @@ TASK_CATEGORIES = [
 
 
 @dataclass
-class CategoryQualityConfig:
-    method: str = "none"  # none | lm
-    model: str = "smollm2"
-    threshold: float = 0.5
-    batch_size: int = 8
-    max_code_chars: int = 2000
-
-
-@dataclass
 class CategorizeConfig:
     model: str = "minilm"
     categories: list[str] = field(default_factory=lambda: list(TASK_CATEGORIES))
@@ -49,7 +42,7 @@ class CategorizeConfig:
     max_chars: int = 2000  # the embedding model truncates anyway; this bounds tokenisation
     per_category: int = 5
     batch_size: int = 64
-    quality: CategoryQualityConfig = field(default_factory=CategoryQualityConfig)
+    quality: QualityConfig = field(default_factory=QualityConfig)
 
 
 def assign_categories(snippet_vectors: np.ndarray, category_vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -99,3 +92,65 @@ def sample_per_category(
         stats[category] = {"available": len(members), "evaluated": evaluated, "rejected": rejected, "chosen": len(picked)}
         chosen.extend(picked)
     return sorted(chosen), stats
+
+
+@dataclass
+class Categorized:
+    snippets: list[dict]  # every snippet, with its category (and quality where classified)
+    seeds: list[dict]  # the sampled distillation seeds
+    snippet_vectors: np.ndarray
+    category_vectors: np.ndarray
+    metrics: dict
+    llm_usage: dict | None  # the quality classifier's usage counters (None: no model called)
+
+
+def categorize_snippets(snippets: list[dict], config: CategorizeConfig, seed: int) -> Categorized:
+    """Label every snippet with its nearest category, then sample `per_category` seeds per
+    category, classifying quality lazily in the sampled order when `quality.method` is lm."""
+    from collections import Counter
+
+    from scoder.models.embed import embed_texts, load_embedder
+
+    model = load_embedder(config.model, config.pool_without_prompt)
+    snippet_vectors = embed_texts(model, [s["code"][: config.max_chars] for s in snippets], config.snippet_prompt,
+                                  config.batch_size, progress=True)
+    category_vectors = embed_texts(model, config.categories, config.category_prompt, config.batch_size)
+    best, cosine = assign_categories(snippet_vectors, category_vectors)
+    for snippet, index, score in zip(snippets, best, cosine):
+        snippet["category"] = config.categories[int(index)]
+        snippet["meta"]["category_cosine"] = round(float(score), 6)
+    labels = [s["category"] for s in snippets]
+
+    accept = None
+    llm = None
+    if config.quality.method == "lm":
+        from scoder.bootstrap.pool.quality import quality_scores
+        from scoder.models.llm import LLMConfig, load_llm
+
+        llm = load_llm(LLMConfig(model=config.quality.model, batch_size=config.quality.batch_size))
+
+        def accept(indices: list[int]) -> list[bool]:
+            batch = [snippets[i] for i in indices]
+            scores = quality_scores(llm, batch, config.quality.max_code_chars, config.quality.batch_size)
+            for snippet, score in zip(batch, scores):
+                snippet["meta"]["quality"] = round(float(score), 6)
+            return [score >= config.quality.threshold for score in scores]
+
+    elif config.quality.method != "none":
+        raise ValueError(f"unknown categorize.quality.method '{config.quality.method}' (expected none or lm)")
+
+    chosen, stats = sample_per_category(labels, config.categories, config.per_category, seed, accept, config.quality.batch_size)
+    counts = Counter(labels)
+    metrics = {
+        "snippets": len(snippets),
+        "seeds": len(chosen),
+        "model": config.model,
+        "quality_method": config.quality.method,
+        "quality_evaluated": sum(s["evaluated"] for s in stats.values()),
+        "quality_rejected": sum(s["rejected"] for s in stats.values()),
+        "per_category": {c: counts.get(c, 0) for c in config.categories},
+        "seeds_per_category": {c: stats[c]["chosen"] for c in config.categories},
+        "mean_category_cosine": round(float(np.mean(cosine)) if len(cosine) else 0.0, 6),
+    }
+    return Categorized(snippets, [snippets[i] for i in chosen], snippet_vectors, category_vectors, metrics,
+                       llm.usage if llm else None)

@@ -36,6 +36,7 @@ import torch
 from tqdm import tqdm
 
 from scoder.core.io import write_npy
+from scoder.models.precision import resolve_precision
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +51,18 @@ class FeatureConfig:
     block_rows: int = 65536  # projection rows generated at a time
     projection_cache_mb: int = 1024  # keep the generated blocks in memory up to this size
     method: str = "batched"  # batched (hooks) | loop (batch 1, the reference)
-    bf16: bool = False  # bfloat16 autocast for the forward/backward (CPUs with AVX512-BF16/AMX, GPUs)
+    # fp32 | bf16 (autocast of the forward/backward; weights, gradients and projection stay fp32)
+    # | auto (bf16 where the device has it natively, see scoder.models.precision)
+    precision: str = "fp32"
+    bf16: bool = False  # deprecated alias of precision: bf16, for params files that still set it
+
+    def __post_init__(self):
+        if self.bf16:
+            if self.precision not in ("fp32", "bf16"):
+                raise ValueError(f"influence: bf16: true (the deprecated alias of precision: bf16) contradicts "
+                                 f"precision: {self.precision}; set precision alone")
+            log.warning("influence.bf16 is deprecated: write precision: bf16")
+            self.precision, self.bf16 = "bf16", False
 
 
 # --- model and data ----------------------------------------------------------------------
@@ -108,12 +120,12 @@ def response_losses(model, batch: dict[str, torch.Tensor], bf16: bool = False) -
     over the prompt cost more than they tell."""
     inner = model.get_base_model() if hasattr(model, "get_base_model") else model
     labels = batch["labels"][:, 1:]
-    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+    with torch.autocast(batch["input_ids"].device.type, dtype=torch.bfloat16, enabled=bf16):
         hidden = inner.get_decoder()(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
         rows = (labels != -100).nonzero(as_tuple=True)
         logits = inner.get_output_embeddings()(hidden[:, :-1, :][rows])
     token_loss = torch.nn.functional.cross_entropy(logits.float(), labels[rows], reduction="none")
-    sums = torch.zeros(labels.shape[0], dtype=token_loss.dtype).index_add(0, rows[0], token_loss)
+    sums = torch.zeros(labels.shape[0], dtype=token_loss.dtype, device=token_loss.device).index_add(0, rows[0], token_loss)
     counts = (labels != -100).sum(dim=1)
     return sums / counts.clamp(min=1) + torch.where(counts == 0, float("nan"), 0.0)
 
@@ -255,6 +267,8 @@ def compute_features(model, tokenizer, examples: Sequence[dict], config: Feature
     if config.method not in ("batched", "loop"):
         raise ValueError(f"unknown influence.method '{config.method}' (expected batched or loop)")
     gradients = batched_gradients if config.method == "batched" else loop_gradients
+    device = next(model.parameters()).device
+    precision = resolve_precision(config.precision, device.type)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     batches = [list(range(s, min(s + config.batch_size, len(examples)))) for s in range(0, len(examples), config.batch_size)]
     files = shard_files(out_dir, len(batches), config.shard_batches)
@@ -263,13 +277,12 @@ def compute_features(model, tokenizer, examples: Sequence[dict], config: Feature
     todo = [k for k in mine if not files[k].exists()]
     log.info("gradient features: %d samples, %d batches, %d shards (%d for this process, %d already done), D=%d -> %d",
              len(examples), len(batches), len(files), len(mine), len(mine) - len(todo), dim, config.proj_dim)
-    device = next(model.parameters()).device
     for k in tqdm(todo, desc="gradient features", unit="shard"):
         features, losses, ids = [], [], []
         for b in batches[k * config.shard_batches : (k + 1) * config.shard_batches]:
             encoded = [encode_example(tokenizer, examples[i], config.max_length) for i in b]
             batch = {name: tensor.to(device) for name, tensor in _collate(encoded, pad_id).items()}
-            grads, batch_losses = gradients(model, batch, config.bf16)
+            grads, batch_losses = gradients(model, batch, precision == "bf16")
             # the projection and the Adam state live on the CPU (blocks of the matrix are cached there)
             grads, batch_losses = grads.float().cpu(), batch_losses.float().cpu()
             if state is not None:
@@ -280,16 +293,22 @@ def compute_features(model, tokenizer, examples: Sequence[dict], config: Feature
         tmp = files[k].with_name(files[k].name + ".tmp.npz")
         np.savez(tmp, features=np.concatenate(features), losses=np.concatenate(losses), ids=np.array(ids))
         tmp.replace(files[k])  # atomic: a killed run never leaves a half shard
-    return {"samples": len(examples), "batches": len(batches), "shards": len(files), "computed_shards": len(todo), "dim": dim}
+    return {"samples": len(examples), "batches": len(batches), "shards": len(files), "computed_shards": len(todo), "dim": dim,
+            "precision": precision}
 
 
 def features_fingerprint(model, examples: Sequence[dict], config: FeatureConfig, adam_aware: bool) -> str:
     """What a shard's content depends on: the feature settings, the examples (in order) and the
-    reference model's trainable weights. Shards with another fingerprint are never reused."""
+    reference model's trainable weights. Shards with another fingerprint are never reused.
+    The precision enters as it resolved on this device (an `auto` run on another CPU may differ),
+    in the place of the former `bf16` flag, so shards of unchanged settings stay valid."""
     import hashlib
     from dataclasses import asdict
 
-    digest = hashlib.sha256(json.dumps({"config": asdict(config), "adam_aware": adam_aware}, sort_keys=True).encode())
+    settings = asdict(config)
+    device = next(model.parameters()).device
+    settings["bf16"] = resolve_precision(settings.pop("precision"), device.type) == "bf16"
+    digest = hashlib.sha256(json.dumps({"config": settings, "adam_aware": adam_aware}, sort_keys=True).encode())
     digest.update(json.dumps(list(examples), sort_keys=True, default=str).encode())
     for name, parameter in trainable_parameters(model):
         digest.update(name.encode())

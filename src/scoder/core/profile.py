@@ -17,27 +17,16 @@ import yaml
 
 from scoder.core.params import from_dict, load_params
 
-# params section -> the dataclass its stage parses it into
-SECTIONS: dict[str, str] = {
-    "pool": "scoder.bootstrap.pool.config:PoolConfig",
-    "categorize": "scoder.bootstrap.categorize:CategorizeConfig",
-    "distill": "scoder.bootstrap.distill:DistillConfig",
-    "subset": "scoder.subset.selection:SelectConfig",
-    "train": "scoder.training.sft:SynthesizerTrainConfig",
-    "reference": "scoder.training.sft:SynthesizerTrainConfig",
-    "select": "scoder.bootstrap.influence_select:RoundSelectConfig",
-    "sample": "scoder.bootstrap.sample:SampleConfig",
-    "score": "scoder.bootstrap.scoring:ScoreConfig",
-    "scorer_distill": "scoder.bootstrap.scorer_distill:ScorerDistillConfig",
-    "synthesize": "scoder.bootstrap.final_dataset:SynthesizeConfig",
-    "scoder_train": "scoder.training.sft:ScoderTrainConfig",
-    "evaluate": "scoder.evaluation.benchmarks:EvaluateConfig",
-    "dataset_metrics": "scoder.metrics:DatasetMetricsConfig",
-    "semantic_dedup": "scoder.kspecialist.specialists:DedupConfig",
-    "specialists": "scoder.kspecialist.specialists:SpecialistsConfig",
-    "specialist_evaluate": "scoder.kspecialist.specialists:SpecialistEvaluateConfig",
-}
-SPECIAL = ("seed", "synthesizers", "rounds", "influence")
+
+
+def config_sections() -> dict[str, str]:
+    """params section -> "module:Class" its stage parses it into, from the stage declarations."""
+    from scoder.core.stage import sections, stages_dir
+
+    return sections(stages_dir())
+
+
+SPECIAL = ("seed", "synthesizers", "rounds")  # read by several stages, validated below
 MODEL_FIELDS = ("model", "embed_model", "lm")
 HUB_NAME = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
@@ -123,17 +112,17 @@ def _walk(obj: Any, where: str, problems: list[str], models: dict[str, str]) -> 
 def check_params(params: dict) -> dict[str, str]:
     """Validate a whole params mapping; returns {where: resolved model} and raises ValueError
     listing every problem found."""
-    from scoder.bootstrap.influence import FeatureConfig
     from scoder.bootstrap.sample import round_specs
 
     problems: list[str] = []
     models: dict[str, str] = {}
-    unknown = sorted(set(params) - set(SECTIONS) - set(SPECIAL))
+    sections = config_sections()
+    unknown = sorted(set(params) - set(sections) - set(SPECIAL))
     if unknown:
         problems.append(f"unknown section(s): {', '.join(unknown)}")
     if not isinstance(params.get("seed", 0), int):
         problems.append(f"seed must be an integer, got {params['seed']!r}")
-    for section, target in SECTIONS.items():
+    for section, target in sections.items():
         if section not in params:
             problems.append(f"section '{section}' is missing")
             continue
@@ -142,9 +131,6 @@ def check_params(params: dict) -> dict[str, str]:
         except (ValueError, TypeError) as exc:
             problems.append(f"{section}: {exc}")
     try:
-        influence = dict(params.get("influence") or {})
-        influence.pop("max_dp", None)
-        from_dict(FeatureConfig, influence, "influence")
         specs = round_specs(params.get("rounds") or {})
         synthesizers = params.get("synthesizers") or {}
         for key, spec in specs.items():

@@ -1,23 +1,178 @@
-"""Shared plumbing of the thin stage scripts in `stages/`: arguments, logging, params."""
+"""The stage contract: every DVC stage is declared once, as a `Stage` in its script under
+`stages/`, and run by the one runner here.
+
+A declaration names the stage, the params section parsed into its config class, the further
+params keys it reads, its inputs, outputs and metrics file. From the declarations
+`scoder pipeline generate` writes `dvc.yaml` (deps = the script's import closure inside the
+package plus its inputs; params = exactly the declared keys) and the README's stage table;
+`scoder params check` knows every section's config class from them.
+
+The runner does what every stage needs, in one place: thread settings before any numeric
+library is imported, logging, command-line paths, params parsing and validation, a guarded
+view of params (reading an undeclared key is an error, and so is declaring a key the stage
+never reads), one MLflow run logging exactly the declared params, atomic folder outputs,
+the metrics JSON and its MLflow artifact, and orphan-run cleanup (in `core.tracking`).
+
+Nothing here imports torch, numpy or the library at module level: a stage script's top level
+is only its declaration, so importing it (to generate dvc.yaml) is cheap and sets nothing.
+"""
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
+import importlib
 import logging
 import os
+import re
+import shutil
+import sys
 import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
-from scoder.core.params import load_params
+log = logging.getLogger("scoder.stage")
+
+TEMPLATE = re.compile(r"\$\{([^}]+)\}")
 
 
-def quiet_threads() -> None:
-    """Call before importing torch: on these 2-core VMs OpenMP's busy-wait costs more than it
-    saves, so idle threads sleep instead of spinning."""
+@dataclass(frozen=True)
+class Input:
+    """A file or folder the stage reads (a DVC dep)."""
+
+    name: str
+    path: str
+    help: str = ""
+
+
+@dataclass(frozen=True)
+class Output:
+    """A file or folder the stage writes (a DVC out). Folders are written atomically by the
+    runner (the stage fills a scratch folder that replaces the old one on success), except
+    `persist` ones, which survive a kill so the stage can resume inside them. `cache: false`
+    keeps small files (per-stage metrics, reports) in git rather than in the DVC cache."""
+
+    name: str
+    path: str
+    folder: bool = False
+    persist: bool = False
+    cache: bool = True
+    help: str = ""
+
+
+@dataclass(frozen=True)
+class Option:
+    """A command-line option that is not a path (e.g. `--shard` of the feature stages)."""
+
+    name: str
+    default: str
+    help: str = ""
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    summary: str  # one line: what the stage makes (the README table)
+    section: str | None = None  # params section parsed into `config`
+    config: str | None = None  # "module:Class" of that section's dataclass
+    params: tuple[str, ...] = ()  # further params keys it reads (dotted; may hold ${key})
+    inputs: tuple[Input, ...] = ()
+    outputs: tuple[Output, ...] = ()
+    metrics: str | None = None  # the per-stage metrics JSON written from the stage function's result
+    dvc_metrics: bool = False  # list the metrics file under `metrics:` (only the summary is)
+    options: tuple[Option, ...] = ()
+    foreach: str | None = None  # params key unrolled with DVC foreach (${key}, ${item.*} in paths)
+    paper: str = "core"  # which package's method it runs (README table)
+    in_pipeline: bool = True  # False: optional stage, run by hand (not in dvc.yaml)
+    script: str = ""  # set by `load_stages`: stages/<file>.py
+
+    def declared_params(self) -> tuple[str, ...]:
+        return ((self.section,) if self.section else ()) + tuple(self.params)
+
+    def config_class(self):
+        if not self.config:
+            return None
+        module, name = self.config.split(":")
+        return getattr(importlib.import_module(module), name)
+
+
+class UndeclaredParam(KeyError):
+    pass
+
+
+def _lookup(params: dict[str, Any], dotted: str) -> Any:
+    value: Any = params
+    for part in dotted.split("."):
+        if not isinstance(value, dict) or part not in value:
+            raise KeyError(f"params has no '{dotted}'")
+        value = value[part]
+    return value
+
+
+class GuardedParams:
+    """The params a stage may read: exactly its declared keys (with ${key} filled in)."""
+
+    def __init__(self, stage: str, params: dict[str, Any], declared: list[str]):
+        self._stage = stage
+        self._params = params
+        self.declared = declared
+        self.read: set[str] = set()
+
+    def get(self, dotted: str) -> Any:
+        for key in self.declared:
+            if dotted == key or dotted.startswith(key + "."):
+                self.read.add(key)
+                return _lookup(self._params, dotted)
+        raise UndeclaredParam(
+            f"stage '{self._stage}' reads params '{dotted}', which its declaration does not list "
+            f"(declared: {', '.join(self.declared) or 'none'}); add it to the Stage's params and run "
+            "`scoder pipeline generate`")
+
+    def values(self) -> dict[str, Any]:
+        """The declared keys and their values (what the MLflow run logs)."""
+        return {key: _lookup(self._params, key) for key in self.declared}
+
+
+@dataclass
+class StageContext:
+    stage: Stage
+    key: str | None  # the foreach item's key (round or synthesizer), else None
+    name: str  # the run's name: stage, or stage@key
+    config: Any
+    params: GuardedParams
+    paths: dict[str, Path]
+    options: dict[str, str]
+    run: Any = None  # core.tracking.StageRun (log extra metrics / artifacts / tags)
+    tags: dict[str, str] = field(default_factory=dict)
+    partial: bool = False  # set by a stage that did only its share (one feature shard): no metrics yet
+
+    def param(self, dotted: str) -> Any:
+        return self.params.get(dotted)
+
+    def path(self, name: str) -> Path:
+        return self.paths[name]
+
+
+def is_main_process() -> bool:
+    """False in the non-main processes of `accelerate launch` / `torchrun` (RANK > 0)."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def set_threads() -> int:
+    """Thread settings, before numpy or torch is imported: an explicit count (SCODER_THREADS,
+    else the CPUs this process may use) for every OpenMP/BLAS pool, and idle threads that sleep
+    instead of spinning. The count decides floating-point reduction order, so it is tagged on
+    the stage's MLflow run."""
+    threads = int(os.environ.get("SCODER_THREADS") or len(os.sched_getaffinity(0)))
+    for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ.setdefault(variable, str(threads))
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
+    return int(os.environ["OMP_NUM_THREADS"])
 
 
 def setup_logging() -> None:
@@ -30,34 +185,158 @@ def setup_logging() -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
-def stage_parser(description: str) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=description)
+def option_name(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def parser_for(stage: Stage) -> argparse.ArgumentParser:
+    """Paths come from the command line (dvc.yaml passes every one), defaulting to the
+    declared ones for a by-hand run of a stage without foreach."""
+    parser = argparse.ArgumentParser(prog=stage.script or stage.name, description=stage.summary)
     parser.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
+    if stage.foreach:
+        parser.add_argument("--key", required=True, help=f"the item's key in params '{stage.foreach}'")
+    for item in (*stage.inputs, *stage.outputs):
+        templated = bool(TEMPLATE.search(item.path))
+        parser.add_argument(option_name(item.name), required=templated, default=None if templated else item.path,
+                            help=item.help or (item.path if not templated else None))
+    if stage.metrics:
+        templated = bool(TEMPLATE.search(stage.metrics))
+        parser.add_argument("--metrics", required=templated, default=None if templated else stage.metrics)
+    for option in stage.options:
+        parser.add_argument(option_name(option.name), default=option.default, help=option.help)
     return parser
 
 
-def load_section(params_file: str, section: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(the whole params mapping, the stage's section); a missing section is an error."""
-    params = load_params(params_file)
-    if section not in params:
-        raise KeyError(f"{params_file} has no '{section}' section")
-    return params, params[section] or {}
-
-
-def is_main_process() -> bool:
-    """False in the non-main processes of `accelerate launch` / `torchrun` (RANK > 0)."""
-    return int(os.environ.get("RANK", "0")) == 0
+def _fill(template: str, key: str | None) -> str:
+    return template.replace("${key}", key) if key is not None else template
 
 
 @contextlib.contextmanager
-def main_process_dir(path: str | os.PathLike) -> Iterator[Path]:
-    """The stage's output folder, written atomically by the main process; the other processes
-    of a distributed launch get a scratch folder that is thrown away."""
-    from scoder.core.io import atomic_dir
+def _folder_outputs(stage: Stage, paths: dict[str, Path]) -> Iterator[dict[str, Path]]:
+    """Scratch folders for the stage's non-persistent folder outputs; on success each replaces
+    its target. Non-main processes of a distributed launch get throwaway folders."""
+    staged = {}
+    main = is_main_process()
+    scratch_root = None if main else Path(tempfile.mkdtemp(prefix=f"rank{os.environ.get('RANK')}-"))
+    for out in stage.outputs:
+        if not out.folder or out.persist:
+            continue
+        target = paths[out.name]
+        partial = target.with_name(target.name + ".partial") if main else scratch_root / out.name
+        shutil.rmtree(partial, ignore_errors=True)
+        partial.mkdir(parents=True)
+        staged[out.name] = partial
+    try:
+        yield {**paths, **staged}
+    except BaseException:
+        if scratch_root:
+            shutil.rmtree(scratch_root, ignore_errors=True)
+        raise
+    if scratch_root:
+        shutil.rmtree(scratch_root, ignore_errors=True)
+        return
+    for name, partial in staged.items():
+        target = paths[name]
+        shutil.rmtree(target, ignore_errors=True)
+        partial.rename(target)
 
-    if is_main_process():
-        with atomic_dir(path) as partial:
-            yield partial
-    else:
-        with tempfile.TemporaryDirectory(prefix=f"rank{os.environ.get('RANK')}-") as scratch:
-            yield Path(scratch)
+
+def run_stage(stage: Stage, work: Callable[[StageContext], dict | None], argv: list[str] | None = None) -> None:
+    """Run one stage: the shared prologue, `work(ctx)`, and the shared epilogue. `work` returns
+    the stage's metrics (written to the declared metrics file and logged), or None for a stage
+    without a metrics file."""
+    threads = set_threads()
+    # python puts the script's folder (stages/) first on sys.path; a script named like a
+    # standard module (select, trace) would shadow it for everything imported later
+    script_dir = os.path.dirname(os.path.abspath(sys.argv[0])) if sys.argv and sys.argv[0] else None
+    if script_dir and sys.path and os.path.abspath(sys.path[0] or ".") == script_dir:
+        sys.path.pop(0)
+    setup_logging()
+    args = parser_for(stage).parse_args(argv)
+    key = getattr(args, "key", None)
+    name = f"{stage.name}@{key}" if stage.foreach else stage.name
+
+    from .params import from_dict, load_params
+    from .tracking import stage_run
+
+    params = load_params(args.params)
+    declared = [_fill(p, key) for p in stage.declared_params()]
+    guarded = GuardedParams(name, params, declared)
+    config = None
+    if stage.section:
+        section = guarded.get(stage.section)
+        cls = stage.config_class()
+        config = from_dict(cls, section, stage.section) if cls else section
+    paths = {item.name: Path(getattr(args, item.name)) for item in (*stage.inputs, *stage.outputs)}
+    options = {option.name: getattr(args, option.name) for option in stage.options}
+    for item in stage.inputs:
+        if not paths[item.name].exists():
+            raise SystemExit(f"stage '{name}': input '{item.name}' not found: {paths[item.name]}")
+    metrics_path = Path(args.metrics) if stage.metrics else None
+
+    log.info("stage '%s': %d thread(s), params %s", name, threads, ", ".join(declared) or "none")
+    with stage_run(name, guarded.values(), args.params) as run, _folder_outputs(stage, paths) as staged:
+        ctx = StageContext(stage=stage, key=key, name=name, config=config, params=guarded, paths=staged,
+                           options=options, run=run)
+        metrics = work(ctx)
+        unread = [k for k in declared if k not in guarded.read]
+        if unread:
+            raise RuntimeError(f"stage '{name}' declares params {unread} but never read them: remove them from "
+                               "its declaration (DVC would rerun it for nothing) and run `scoder pipeline generate`")
+        if not is_main_process():
+            return
+        if metrics_path is not None:
+            if metrics is None and ctx.partial:
+                log.info("stage '%s' did its share of the work; metrics come with the last share", name)
+                return
+            if metrics is None:
+                raise RuntimeError(f"stage '{name}' declares metrics {metrics_path} but returned none")
+            from .io import write_json
+
+            write_json(metrics_path, metrics)
+            run.log_metrics(metrics)
+            run.log_artifact(metrics_path)
+        if ctx.tags:
+            run.set_tags(ctx.tags)
+
+
+def load_stages(folder: str | Path = "stages") -> list[Stage]:
+    """Every declaration in `folder`/*.py (the module attribute STAGE), with its script path."""
+    import importlib.util
+
+    stages = []
+    for script in sorted(Path(folder).glob("*.py")):
+        spec = importlib.util.spec_from_file_location(f"_stage_{script.stem}", script)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        declared = getattr(module, "STAGE", None)
+        if not isinstance(declared, Stage):
+            raise ValueError(f"{script}: no STAGE declaration (every stage script declares one)")
+        stages.append(dataclasses.replace(declared, script=script.as_posix()))
+    names = [s.name for s in stages]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise ValueError(f"stage names declared twice: {duplicates}")
+    return stages
+
+
+def stages_dir() -> Path:
+    """The checkout's stages/ folder: ./stages at the repository root (where DVC runs), else
+    the one beside this installed package's source tree."""
+    here = Path("stages")
+    if here.is_dir():
+        return here
+    return Path(__file__).resolve().parents[3] / "stages"
+
+
+def sections(folder: str | Path = "stages") -> dict[str, str]:
+    """params section -> "module:Class" its stage parses it into (every declared stage)."""
+    out: dict[str, str] = {}
+    for stage in load_stages(folder):
+        if stage.section and stage.config:
+            if out.get(stage.section, stage.config) != stage.config:
+                raise ValueError(f"section '{stage.section}' is parsed into two classes: {out[stage.section]}, {stage.config}")
+            out[stage.section] = stage.config
+    return out
+

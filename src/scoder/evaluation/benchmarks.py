@@ -331,3 +331,19 @@ def evaluation_meta(config: EvaluateConfig) -> dict:
             "time_limits": {"min_time_limit": config.min_time_limit, "gt_time_limit_factor": config.gt_time_limit_factor,
                             "fallback_timeout_s": config.sandbox.timeout_s},
             "cpu_count": os.cpu_count(), "limit": config.limit}
+
+
+def model_engines(config: EvaluateConfig, manifest_file: str) -> dict[str, object]:
+    """{"base": engine, "scoder": engine}: the base model as it was before fine-tuning, and the
+    fine-tuned one (adapter or full model folder) from scoder_train's manifest."""
+    import json
+    from dataclasses import replace
+
+    manifest = json.loads(Path(manifest_file).read_text(encoding="utf-8"))
+    folder = Path(manifest_file).parent
+    base = replace(config.engine, model=manifest["base_model"], adapter=None)
+    if manifest["method"] == "full":
+        tuned = replace(config.engine, model=str(folder / manifest["model"]), adapter=None)
+    else:
+        tuned = replace(config.engine, model=manifest["base_model"], adapter=str(folder / manifest["adapter"]))
+    return {"base": base, "scoder": tuned}

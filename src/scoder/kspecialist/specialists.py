@@ -140,12 +140,15 @@ class SpecialistsConfig:
     warmup_ratio: float = 0.05
     lr_scheduler: str = "cosine"
     weight_decay: float = 0.001
+    precision: str = "fp32"  # see scoder.training.sft.TrainConfig
+    gradient_checkpointing: bool = False
 
     def train_config(self) -> TrainConfig:
         return TrainConfig(model=self.model, method="lora", lora=self.lora, learning_rate=self.learning_rate,
                            epochs=self.epochs, batch_size=self.batch_size, grad_accum=self.grad_accum,
                            max_length=self.max_length, warmup_ratio=self.warmup_ratio, lr_scheduler=self.lr_scheduler,
-                           weight_decay=self.weight_decay, num_checkpoints=1, seed=self.seed)
+                           weight_decay=self.weight_decay, num_checkpoints=1, seed=self.seed, precision=self.precision,
+                           gradient_checkpointing=self.gradient_checkpointing)
 
 
 def question_texts(records: Sequence[dict], fields: Sequence[str], source: str) -> list[str]:

@@ -6,6 +6,13 @@ assistant turn); TRL masks the prompt tokens so the loss is on the response only
 state (exp_avg, exp_avg_sq, step) keyed by parameter name, which optimizer-aware influence
 estimation needs. A model loaded from GGUF comes back dequantized but flagged as quantized,
 which the Trainer refuses; it is rebuilt as a plain fp32 model first.
+
+Precision and gradient checkpointing are params values passed to TRL explicitly: its
+SFTConfig defaults to bf16 and gradient checkpointing, which on a CPU without native bf16
+run on slow fallback kernels and give CPU-dependent numbers. `precision: bf16` is mixed
+precision: the master weights and the Adam state stay fp32 and the Trainer autocasts the
+forward to bf16. Pure bf16 weights would round away updates at the small learning rates used
+here (8 bits of mantissa) and leave influence estimation a bf16 Adam state.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ from pathlib import Path
 
 import torch
 
+from scoder.models.precision import resolve_precision
 from scoder.models.registry import resolve
 
 log = logging.getLogger(__name__)
@@ -48,6 +56,8 @@ class TrainConfig:
     weight_decay: float = 0.0
     num_checkpoints: int = 2  # M
     seed: int = 1234
+    precision: str = "fp32"  # fp32 | bf16 (mixed, fp32 master weights) | auto (bf16 where the device has it natively)
+    gradient_checkpointing: bool = False  # recompute activations in the backward: less memory, slower steps
 
 
 @dataclass
@@ -178,6 +188,19 @@ def fit_to_length(examples: list[dict], tokenizer, max_length: int) -> tuple[lis
     return kept, dropped
 
 
+def pin_launcher_precision(precision: str) -> None:
+    """`accelerate launch --mixed_precision` (configs/accelerate/) exports
+    ACCELERATE_MIXED_PRECISION, which transformers uses whenever bf16 and fp16 are both off:
+    an fp32 run would silently train in bf16. The params value wins; a disagreeing launcher
+    setting is overridden with a warning."""
+    wanted = "bf16" if precision == "bf16" else "no"
+    launcher = os.environ.get("ACCELERATE_MIXED_PRECISION")
+    if launcher is not None and launcher.lower() != wanted:
+        log.warning("the launcher asks for mixed precision '%s' but train.precision resolves to %s: training in %s",
+                    launcher, precision, precision)
+        os.environ["ACCELERATE_MIXED_PRECISION"] = wanted
+
+
 def train_sft(examples: list[dict], config: TrainConfig, out_dir: str | Path, init_adapter: str | None = None) -> dict:
     """Train on prompt-completion examples; returns metrics and writes checkpoint-<k>/ folders.
     `init_adapter`: go on training this LoRA adapter (a previous phase) instead of a new one."""
@@ -189,6 +212,8 @@ def train_sft(examples: list[dict], config: TrainConfig, out_dir: str | Path, in
 
     if not examples:
         raise ValueError("no training examples")
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    precision = resolve_precision(config.precision, device)  # a bad name stops the run before any loading
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     model, tokenizer = load_trainable_model(config.model)
@@ -235,6 +260,7 @@ def train_sft(examples: list[dict], config: TrainConfig, out_dir: str | Path, in
             (folder / "adam_state.json").write_text(json.dumps(meta, indent=2))
             saved.append({"checkpoint": index, "step": state.global_step})
 
+    pin_launcher_precision(precision)
     args = SFTConfig(
         output_dir=str(out_dir / "_trainer"),
         per_device_train_batch_size=config.batch_size,
@@ -252,10 +278,23 @@ def train_sft(examples: list[dict], config: TrainConfig, out_dir: str | Path, in
         logging_steps=1,
         save_strategy="no",
         report_to=[],
-        use_cpu=not torch.cuda.is_available(),
+        use_cpu=device == "cpu",
         dataloader_num_workers=0,
         disable_tqdm=False,
+        # every setting that can change the numeric precision, never TRL's or transformers' default
+        bf16=precision == "bf16",
+        fp16=False,
+        bf16_full_eval=False,
+        fp16_full_eval=False,
+        tf32=False,  # fp32 matmuls stay fp32 on GPUs too
+        torch_compile=False,
+        activation_checkpointing=config.gradient_checkpointing,
+        gradient_checkpointing=config.gradient_checkpointing,  # the deprecated alias TRL sets to True
     )
+    expected = ("bf16" if precision == "bf16" else "no", config.gradient_checkpointing)
+    if (args.mixed_precision, args.activation_checkpointing) != expected:  # a library version that ignores an argument
+        raise RuntimeError(f"the trainer would run (mixed precision, checkpointing) = "
+                           f"{(args.mixed_precision, args.activation_checkpointing)}, not {expected}")
     peft_config = None
     if init_adapter:
         from peft import PeftModel
@@ -283,7 +322,8 @@ def train_sft(examples: list[dict], config: TrainConfig, out_dir: str | Path, in
         meta["train_loss"] = entry["loss"]
         meta_file.write_text(json.dumps(meta, indent=2))
     return {"examples": len(examples), "dropped_too_long": too_long, "steps": total_steps, "checkpoints": saved,
-            "train_loss": result.training_loss}
+            "train_loss": result.training_loss, "precision": precision,
+            "gradient_checkpointing": config.gradient_checkpointing}
 
 
 def instruction_examples(records: list[dict], instruction_fields: list[str], response_fields: list[str],
@@ -351,12 +391,15 @@ class ScoderTrainConfig:
     lr_scheduler: str = "linear"
     weight_decay: float = 0.0
     seed: int = 1234
+    precision: str = "fp32"  # see TrainConfig
+    gradient_checkpointing: bool = False
 
     def phase_train_config(self, phase: PhaseConfig, model: str) -> TrainConfig:
         return TrainConfig(model=model, method=self.method, lora=self.lora, learning_rate=phase.learning_rate,
                            epochs=phase.epochs, batch_size=self.batch_size, grad_accum=self.grad_accum,
                            max_length=self.max_length, warmup_ratio=self.warmup_ratio, lr_scheduler=self.lr_scheduler,
-                           weight_decay=self.weight_decay, num_checkpoints=1, seed=self.seed)
+                           weight_decay=self.weight_decay, num_checkpoints=1, seed=self.seed, precision=self.precision,
+                           gradient_checkpointing=self.gradient_checkpointing)
 
 
 def train_two_phase(phase_data: dict[str, list[dict]], config: ScoderTrainConfig, out_dir: str | Path) -> dict:
@@ -384,7 +427,7 @@ def train_two_phase(phase_data: dict[str, list[dict]], config: ScoderTrainConfig
             adapter = last
         metrics[name] = {"examples": result["examples"], "dropped_too_long": result["dropped_too_long"],
                          "steps": result["steps"], "train_loss": round(result["train_loss"], 6),
-                         "epochs": phase.epochs, "learning_rate": phase.learning_rate}
+                         "epochs": phase.epochs, "learning_rate": phase.learning_rate, "precision": result["precision"]}
     # paths relative to out_dir (the stage writes into a scratch folder renamed at the end)
     final = {"base_model": config.model, "method": config.method,
              "model": final_folder if config.method == "full" else config.model,

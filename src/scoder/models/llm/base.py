@@ -54,6 +54,9 @@ class LLMConfig:
     adapter: str | None = None  # PEFT/LoRA adapter folder (transformers, vllm)
     batch_size: int = 8  # prompts per forward batch (transformers)
     threads: int = 0  # torch threads; 0 keeps torch's default
+    # weights' dtype (transformers, vllm): fp32 | bf16 | auto (bf16 where the device has it natively);
+    # see scoder.models.precision. The backend's `precision` attribute says what it resolved to.
+    precision: str = "fp32"
     max_input_tokens: int = 2048
     use_cache: bool = True  # persistent response cache (see scoder.core.cache)
     # openai-compatible endpoints (OpenAI itself, `vllm serve`, ...)

@@ -38,6 +38,7 @@ class OpenAICompatibleLLM:
     def __init__(self, config: LLMConfig, cache: ResponseCache | None = None, session: requests.Session | None = None):
         self.config = config
         self.cache = cache
+        self.precision = "n/a"  # the server chooses; `config.precision` does not apply
         self.url = config.endpoint.rstrip("/") + "/chat/completions"
         self._session = session or requests.Session()
         self._rng = random.Random()  # jitter only; never affects outputs

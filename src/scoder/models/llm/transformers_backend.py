@@ -9,6 +9,7 @@ from typing import Sequence
 import torch
 
 from scoder.core.cache import ResponseCache, cache_key, folder_digest
+from scoder.models.precision import resolve_precision, torch_dtype
 from scoder.models.registry import resolve
 from scoder.models.llm.base import Completion, LLMConfig, Messages, SamplingParams, cut_at_stop, is_prefilled
 
@@ -25,18 +26,21 @@ class TransformersLLM:
         self.usage = {"calls": 0, "prompt_tokens": 0, "completion_tokens": 0}
         if config.threads:
             torch.set_num_threads(config.threads)
+        # the model runs where it is loaded: on the CPU (no device_map is passed)
+        self.precision = resolve_precision(config.precision, "cpu")
         resolved = resolve(config.model)
-        log.info("loading %s with transformers (%s)", config.model, resolved.gguf_file or resolved.path)
+        log.info("loading %s with transformers (%s) in %s", config.model, resolved.gguf_file or resolved.path, self.precision)
         kwargs = {"gguf_file": resolved.gguf_file} if resolved.gguf_file else {}
         self.tokenizer = AutoTokenizer.from_pretrained(resolved.path, **kwargs)
         self.tokenizer.padding_side = "left"
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
-        model = AutoModelForCausalLM.from_pretrained(resolved.path, dtype=torch.float32, **kwargs)
+        model = AutoModelForCausalLM.from_pretrained(resolved.path, dtype=torch_dtype(self.precision), **kwargs)
         if config.adapter:
             from peft import PeftModel
 
-            model = PeftModel.from_pretrained(model, config.adapter)
+            # PEFT upcasts adapter weights to fp32 by default; keep the whole model in one dtype
+            model = PeftModel.from_pretrained(model, config.adapter, autocast_adapter_dtype=False)
         self.model = model.eval()
         # what determines outputs besides the prompt: the weights (and adapter weights, which
         # change between bootstrap rounds under the same folder name)
@@ -47,6 +51,8 @@ class TransformersLLM:
             "adapter_sha256": folder_digest(config.adapter) if config.adapter else None,
             "max_input_tokens": config.max_input_tokens,
         }
+        if self.precision != "fp32":  # fp32 was the only precision before: its cache keys stay as they were
+            self.identity["precision"] = self.precision
 
     def activate_adapter(self, folder: str, name: str, keep_others: bool = False) -> None:
         """Make the LoRA adapter in `folder` the active one, loading it under `name` on first
@@ -56,9 +62,9 @@ class TransformersLLM:
         from peft import PeftModel
 
         if not isinstance(self.model, PeftModel):
-            self.model = PeftModel.from_pretrained(self.model, folder, adapter_name=name).eval()
+            self.model = PeftModel.from_pretrained(self.model, folder, adapter_name=name, autocast_adapter_dtype=False).eval()
         elif name not in self.model.peft_config:
-            self.model.load_adapter(folder, adapter_name=name)
+            self.model.load_adapter(folder, adapter_name=name, autocast_adapter_dtype=False)
         self.model.set_adapter(name)
         if not keep_others:
             for other in [n for n in self.model.peft_config if n != name]:

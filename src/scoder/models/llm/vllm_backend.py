@@ -11,6 +11,7 @@ import hashlib
 from typing import Sequence
 
 from scoder.core.cache import ResponseCache, cache_key, folder_digest
+from scoder.models.precision import resolve_precision
 from scoder.models.registry import resolve
 from scoder.models.llm.base import Completion, LLMConfig, Messages, SamplingParams, is_prefilled
 
@@ -26,8 +27,10 @@ class VLLMBackend:
         resolved = resolve(config.model)
         if resolved.gguf_file:
             raise ValueError(f"vllm backend: give a hub name or a folder, not the GGUF model '{config.model}'")
+        self.precision = resolve_precision(config.precision, "cuda")  # explicit, not vLLM's checkpoint-dtype default
         self.engine = Engine(
             model=resolved.path,
+            dtype={"fp32": "float32", "bf16": "bfloat16"}[self.precision],
             tensor_parallel_size=config.tensor_parallel_size,
             gpu_memory_utilization=config.gpu_memory_utilization,
             enable_lora=bool(config.adapter),
@@ -45,6 +48,7 @@ class VLLMBackend:
             "backend": "vllm",
             "model": resolved.path,
             "adapter_sha256": folder_digest(config.adapter) if config.adapter else None,
+            "precision": self.precision,
         }
 
     def _sampling(self, params: SamplingParams, **extra):

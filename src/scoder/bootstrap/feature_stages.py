@@ -1,0 +1,116 @@
+"""The work of the two gradient-feature stages (`dp_features`, `influence@R`): shards of
+projected LoRA gradients under the reference model, computed by one or several processes
+(`--shard i/n`, or `auto` under `accelerate launch` / `torchrun`), merged by the main one."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+
+from scoder.bootstrap.influence import (
+    FeatureConfig, compute_features, features_complete, influence_scores, load_features, load_reference, save_target,
+    target_direction,
+)
+from scoder.bootstrap.sample import read_synthesizer
+from scoder.training.sft import synthesis_examples
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class InfluenceConfig(FeatureConfig):
+    """The `influence` params section: the feature settings plus how many D_p samples build
+    the target direction."""
+
+    max_dp: int = 0  # 0 = all
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    try:
+        index, count = (int(x) for x in text.split("/"))
+    except ValueError:
+        raise SystemExit(f"--shard must look like 0/4, got {text!r}") from None
+    return index, count
+
+
+def process_shard(text: str):
+    """((index, count), distributed state or None) for --shard."""
+    if text != "auto":
+        return parse_shard(text), None
+    import torch
+    from accelerate import PartialState
+
+    state = PartialState(cpu=not torch.cuda.is_available())
+    log.info("feature process %d of %d (%s)", state.process_index, state.num_processes, state.device)
+    return (state.process_index, state.num_processes), state
+
+
+def _features(ctx, examples: list[dict], adam_aware: bool):
+    """Compute this process's shards; (counts, complete?) on the main process."""
+    config = ctx.config
+    shard, state = process_shard(ctx.options["shard"])
+    reference = read_synthesizer(ctx.path("reference"))
+    model, tokenizer, adam = load_reference(reference["checkpoints"][-1], reference["base_model"])
+    if adam_aware and adam is None:
+        raise SystemExit(f"{ctx.path('reference')}: the reference checkpoint has no Adam state")
+    if state is not None:
+        model = model.to(state.device)
+    counts = compute_features(model, tokenizer, examples, config, ctx.path("out_dir"), adam=adam if adam_aware else None,
+                              shard=shard)
+    if state is not None:
+        state.wait_for_everyone()  # every process's shards exist before the main one merges
+    complete = features_complete(ctx.path("out_dir"), len(examples), config)
+    if not complete:
+        log.info("shard %s done; scores are written when every shard exists", ctx.options["shard"])
+    return counts, complete
+
+
+def dp_features(ctx, require_parse_ok: bool) -> dict | None:
+    from scoder.core.io import read_jsonl
+
+    records = read_jsonl(ctx.path("data"))
+    examples, skipped = synthesis_examples(records, require_parse_ok, ctx.config.max_dp)
+    counts, complete = _features(ctx, examples, adam_aware=False)
+    if not complete:
+        ctx.partial = True
+        return None
+    features, losses, _ = load_features(ctx.path("out_dir"), expected=len(examples))
+    save_target(ctx.path("target"), target_direction(features))
+    log.info("%s: %d examples, %d shards (%d computed now)", ctx.name, len(examples), counts["shards"], counts["computed_shards"])
+    return {**counts, "examples": len(examples), "skipped": skipped, "proj_dim": ctx.config.proj_dim,
+            "mean_reference_loss": round(float(np.nanmean(losses)), 6) if len(losses) else None}
+
+
+def candidate_influence(ctx) -> dict | None:
+    from scoder.core.io import read_jsonl, write_jsonl
+
+    records = read_jsonl(ctx.path("data"))
+    # the scorer already chose these; learn what each would teach, raw answer if unparsed
+    examples, skipped = synthesis_examples(records, require_parse_ok=False)
+    counts, complete = _features(ctx, examples, adam_aware=True)
+    if not complete:
+        ctx.partial = True
+        return None
+    features, losses, ids = load_features(ctx.path("out_dir"), expected=len(examples))
+    target = np.load(ctx.path("target"))
+    # a sample whose prompt fills max_length has no response token: no loss, no gradient, no influence
+    usable = ~np.isnan(losses)
+    scores = dict(zip([i for i, u in zip(ids, usable) if u], influence_scores(features[usable], target).tolist()))
+    loss_by_id = dict(zip(ids, losses.tolist()))
+    out = []
+    for record in records:
+        value = scores.get(str(record.get("id")))
+        out.append({**record, "influence": None if value is None else round(value, 8),
+                    "reference_loss": None if value is None else round(loss_by_id[str(record["id"])], 6)})
+    write_jsonl(ctx.path("scores"), out)
+    if not scores:
+        raise SystemExit(f"{ctx.path('data')}: no candidate has a response token within influence.max_length")
+    values = np.array(list(scores.values()))
+    log.info("%s: %d examples, %d shards (%d computed now)", ctx.name, len(examples), counts["shards"], counts["computed_shards"])
+    return {**counts, "examples": len(examples), "skipped": skipped, "proj_dim": ctx.config.proj_dim,
+            "mean_reference_loss": round(float(np.nanmean(losses)), 6) if len(losses) else None,
+            "no_response_tokens": int((~usable).sum()), "round": ctx.key,
+            "influence_mean": round(float(values.mean()), 6), "influence_min": round(float(values.min()), 6),
+            "influence_max": round(float(values.max()), 6)}

@@ -1,0 +1,24 @@
+"""DVC stage `train@K`: synthesizer K, fine-tuned with LoRA on synthesis samples, saving M
+checkpoints with their Adam state (K=0: on the teacher's D_p, the "enhanced synthesizer";
+K>=1: on round K's selected samples)."""
+
+from scoder.core.stage import Input, Output, Stage, run_stage
+
+STAGE = Stage(
+    name="train", paper="bootstrap", foreach="synthesizers",
+    summary="synthesizer K: LoRA SFT on its samples, M checkpoints with Adam state",
+    section="train", config="scoder.bootstrap.synthesizer:SynthesizerTrainConfig",
+    inputs=(Input("data", "${item.data}", help="synthesis samples (JSONL with snippet, problem, solution)"),),
+    outputs=(Output("out_dir", "data/synthesizer/${key}", folder=True),),
+    metrics="metrics/train/${key}.json",
+)
+
+
+def work(ctx):
+    from scoder.bootstrap.synthesizer import train_synthesizer
+
+    return train_synthesizer(ctx.path("data"), ctx.config, ctx.path("out_dir"), ctx.key)
+
+
+if __name__ == "__main__":
+    run_stage(STAGE, work)
