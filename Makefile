@@ -12,7 +12,7 @@ HUMANEVAL_OVERRIDE_PATH ?= $(wildcard $(BENCHMARKS)/HumanEvalPlus-v0.1.10.jsonl.
 MBPP_OVERRIDE_PATH ?= $(wildcard $(BENCHMARKS)/MbppPlus-v0.2.1.jsonl.gz)
 export HUMANEVAL_OVERRIDE_PATH MBPP_OVERRIDE_PATH
 
-.PHONY: install run test test-fast bench bench-llm clean-venv
+.PHONY: install run test test-fast test-nightly pipeline-check bench bench-llm clean-venv
 
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -34,11 +34,20 @@ run: install
 	PATH="$(CURDIR)/$(BIN):$$PATH" HF_HUB_OFFLINE=1 $(BIN)/dvc repro
 	@echo "Report: $(CURDIR)/reports/report.html   (metrics: dvc metrics show; plots: dvc plots show)"
 
+# Unit tests plus the end-to-end pipeline on the micro profile; the real-model end-to-end
+# run is `make test-nightly`.
 test: install
-	PATH="$(CURDIR)/$(BIN):$$PATH" HF_HUB_OFFLINE=1 $(BIN)/python -m pytest $(PYTEST_ARGS)
+	PATH="$(CURDIR)/$(BIN):$$PATH" HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -m "not nightly" $(PYTEST_ARGS)
 
 test-fast: install
-	PATH="$(CURDIR)/$(BIN):$$PATH" HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+	PATH="$(CURDIR)/$(BIN):$$PATH" HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -m "not slow and not nightly" $(PYTEST_ARGS)
+
+test-nightly: install
+	PATH="$(CURDIR)/$(BIN):$$PATH" HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -m nightly $(PYTEST_ARGS)
+
+# dvc.yaml and the README stage table against the stage declarations in stages/
+pipeline-check: install
+	$(BIN)/scoder pipeline check
 
 bench: install
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python benchmarks/pool_throughput.py

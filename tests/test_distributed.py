@@ -41,7 +41,7 @@ def run_features(root, repo_root, name, launcher):
     (root / "params.yaml").write_text(yaml.safe_dump(params))
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "HF_HUB_OFFLINE": "1",
            "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlruns.db'}", "OMP_NUM_THREADS": "1"}
-    cmd = launcher + [str(repo_root / "stages/gradient_features.py"), "--params", str(root / "params.yaml"), "--kind", "dp",
+    cmd = launcher + [str(repo_root / "stages/dp_features.py"), "--params", str(root / "params.yaml"),
                       "--data", str(root / "records.jsonl"), "--reference", str(root / "reference"),
                       "--out-dir", str(root / name), "--target", str(root / f"{name}-target.npy"),
                       "--metrics", str(root / f"{name}.json")]
@@ -79,7 +79,7 @@ def run_training(root, repo_root, name, launcher, batch_size):
     (root / f"{name}.yaml").write_text(yaml.safe_dump(params))
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "HF_HUB_OFFLINE": "1",
            "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'train-mlruns.db'}", "OMP_NUM_THREADS": "1"}
-    cmd = launcher + [str(repo_root / "stages/train_synthesizer.py"), "--params", str(root / f"{name}.yaml"), "--key", "0",
+    cmd = launcher + [str(repo_root / "stages/train.py"), "--params", str(root / f"{name}.yaml"), "--key", "0",
                       "--data", str(root / "records.jsonl"), "--out-dir", str(root / name), "--metrics", str(root / f"{name}.json")]
     result = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]

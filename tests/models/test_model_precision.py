@@ -164,6 +164,17 @@ def test_the_deprecated_influence_bf16_flag_means_precision_bf16():
         FeatureConfig(bf16=True, precision="auto")
 
 
+def test_config_sections_reject_an_unknown_precision_when_parsed():
+    from scoder.bootstrap.influence import FeatureConfig
+    from scoder.core.params import from_dict
+    from scoder.models.llm import LLMConfig
+
+    with pytest.raises(ValueError, match="influence.precision: unknown precision 'bf61'"):
+        from_dict(FeatureConfig, {"precision": "bf61"}, "influence")
+    with pytest.raises(ValueError, match="LLMConfig.precision: unknown precision 'float16'"):
+        from_dict(LLMConfig, {"precision": "float16"}, "engine")
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name, autocast", [("fp32", False), ("bf16", True)])
 def test_gradient_features_run_the_reference_model_in_the_asked_precision(tiny_model, tmp_path, name, autocast):

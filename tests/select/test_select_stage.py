@@ -25,7 +25,7 @@ def test_select_stage_on_real_instructions(method, shared_data, repo_root, tmp_p
         out = tmp_path / f"selected{run}.jsonl"
         subprocess.run(
             [sys.executable, str(repo_root / "stages/subset.py"), "--params", str(tmp_path / "params.yaml"),
-             "--out", str(out), "--metrics", str(tmp_path / "select.json")],
+             "--data", str(data), "--selected", str(out), "--metrics", str(tmp_path / "select.json")],
             check=True, capture_output=True, env=env, cwd=tmp_path,
         )
         outputs.append(out.read_text())

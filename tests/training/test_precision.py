@@ -95,9 +95,19 @@ def test_auto_trains_in_fp32_on_a_cpu_without_native_bf16(tiny_model, tmp_path, 
     assert result["precision"] == "fp32"
 
 
-def test_an_unknown_precision_stops_before_loading(tmp_path):
+def test_an_unknown_precision_fails_with_the_params(tmp_path):
+    """At parse time (the params dry run), and in train_sft for a config changed after."""
+    from scoder.core.params import from_dict
+    from scoder.training.sft import ScoderTrainConfig
+
+    with pytest.raises(ValueError, match="train.precision: unknown precision 'fp16'.*fp32, bf16, auto"):
+        from_dict(TrainConfig, {"precision": "fp16"}, "train")
+    with pytest.raises(ValueError, match="scoder_train.precision"):
+        from_dict(ScoderTrainConfig, {"precision": "half"}, "scoder_train")
+    config = TrainConfig(model="no-such-model")
+    config.precision = "fp16"
     with pytest.raises(ValueError, match="fp32, bf16, auto"):
-        train_sft(EXAMPLES, TrainConfig(model="no-such-model", precision="fp16"), tmp_path)
+        train_sft(EXAMPLES, config, tmp_path)
 
 
 def test_the_config_sections_pass_precision_through():

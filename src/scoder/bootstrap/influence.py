@@ -36,7 +36,7 @@ import torch
 from tqdm import tqdm
 
 from scoder.core.io import write_npy
-from scoder.models.precision import resolve_precision
+from scoder.models.precision import check_precision, resolve_precision
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +63,7 @@ class FeatureConfig:
                                  f"precision: {self.precision}; set precision alone")
             log.warning("influence.bf16 is deprecated: write precision: bf16")
             self.precision, self.bf16 = "bf16", False
+        check_precision(self.precision, "influence.precision")
 
 
 # --- model and data ----------------------------------------------------------------------

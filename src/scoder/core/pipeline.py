@@ -91,7 +91,7 @@ def import_closure(script: str | Path, src: str | Path = "src") -> list[str]:
     return sorted(f.relative_to(src.parent).as_posix() for f in files)
 
 
-def _dvc_stage(stage: Stage, src: str | Path) -> dict:
+def _dvc_stage(stage: Stage, root: Path) -> dict:
     cmd = [f"python {stage.script}"]
     if stage.foreach:
         cmd.append("--key ${key}")
@@ -100,7 +100,7 @@ def _dvc_stage(stage: Stage, src: str | Path) -> dict:
     if stage.metrics:
         cmd.append(f"--metrics {stage.metrics}")
     body: dict = {"cmd": " ".join(cmd)}
-    body["deps"] = [stage.script, *import_closure(stage.script, src), *[i.path for i in stage.inputs]]
+    body["deps"] = [stage.script, *import_closure(root / stage.script, root / "src"), *[i.path for i in stage.inputs]]
     if stage.declared_params():
         body["params"] = list(stage.declared_params())
     outs = []
@@ -147,8 +147,9 @@ def pipeline_order(stages: list[Stage]) -> list[Stage]:
     return ordered
 
 
-def dvc_yaml(stages: list[Stage], src: str | Path = "src") -> str:
-    body = {"stages": {s.name: _dvc_stage(s, src) for s in pipeline_order(stages)}, "plots": PLOTS}
+def dvc_yaml(stages: list[Stage], root: str | Path = ".") -> str:
+    """`stages` with script paths relative to the repository `root`."""
+    body = {"stages": {s.name: _dvc_stage(s, Path(root)) for s in pipeline_order(stages)}, "plots": PLOTS}
     return HEADER + yaml.safe_dump(body, sort_keys=False, width=120, default_flow_style=False)
 
 
@@ -177,7 +178,7 @@ def generate(root: str | Path = ".", write: bool = False) -> list[str]:
     root = Path(root)
     stages = load_stages(root / "stages")
     stages = [_relative(s, root) for s in stages]
-    wanted = {"dvc.yaml": dvc_yaml(stages, root / "src")}
+    wanted = {"dvc.yaml": dvc_yaml(stages, root)}
     readme = (root / "README.md").read_text(encoding="utf-8")
     wanted["README.md"] = readme_with_table(readme, stage_table(stages))
     drift = []

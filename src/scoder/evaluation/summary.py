@@ -29,8 +29,9 @@ def summary(metrics_dir: str | Path = "metrics") -> dict:
     }
     samples, scores, selects = _rounds(m / "sample"), _rounds(m / "score"), _rounds(m / "select")
     for key in sorted(set(samples) | set(scores) | set(selects)):
+        best = scores.get(key, {}).get("best_score")
         out["rounds"][key] = {"parse_rate": samples.get(key, {}).get("parse_rate"),
-                              "best_score": scores.get(key, {}).get("best_score"),
+                              "best_score_mean": best.get("mean") if isinstance(best, dict) else best,
                               "exec_rate": scores.get(key, {}).get("exec_rate"),
                               "selected": selects.get(key, {}).get("selected")}
     evaluate = _read(m / "evaluate.json")

@@ -10,8 +10,10 @@ from one CPU to the next. So every model-running config names one of PRECISIONS,
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
 PRECISIONS = ("fp32", "bf16", "auto")
 
@@ -24,6 +26,8 @@ def cpu_has_native_bf16() -> bool:
     (AVX512-BF16 or AMX on x86, BF16 on ARM) and neither ATen's kernel dispatch
     (ATEN_CPU_CAPABILITY) nor oneDNN (ONEDNN_MAX_CPU_ISA) is capped below them, which is
     how an AVX2-only machine is emulated."""
+    import torch
+
     caps = torch.cpu.get_capabilities()
     if caps.get("architecture") in ("aarch64", "arm64"):
         return bool(caps.get("bf16") or caps.get("sve_bf16"))
@@ -36,6 +40,8 @@ def cpu_has_native_bf16() -> bool:
 
 
 def has_native_bf16(device: str = "cpu") -> bool:
+    import torch
+
     kind = torch.device(device).type
     if kind == "cpu":
         return cpu_has_native_bf16()
@@ -44,11 +50,18 @@ def has_native_bf16(device: str = "cpu") -> bool:
     return False  # other accelerators: name bf16 explicitly where it is wanted
 
 
+def check_precision(name: str, where: str = "precision") -> str:
+    """`name` if it is one of PRECISIONS; for config classes, so a typo fails the params dry
+    run instead of a stage (needs no torch)."""
+    if name not in PRECISIONS:
+        raise ValueError(f"{where}: unknown precision {name!r} (expected one of: {', '.join(PRECISIONS)})")
+    return name
+
+
 def resolve_precision(name: str, device: str = "cpu") -> str:
     """"fp32" or "bf16" for a params value; "auto" is bf16 only where `device` computes
     bf16 natively."""
-    if name not in PRECISIONS:
-        raise ValueError(f"unknown precision {name!r} (expected one of: {', '.join(PRECISIONS)})")
+    check_precision(name)
     if name == "auto":
         return "bf16" if has_native_bf16(device) else "fp32"
     return name
@@ -56,6 +69,8 @@ def resolve_precision(name: str, device: str = "cpu") -> str:
 
 def torch_dtype(resolved: str) -> torch.dtype:
     """The torch dtype of a resolved precision (weights loaded for inference)."""
+    import torch
+
     dtypes = {"fp32": torch.float32, "bf16": torch.bfloat16}
     if resolved not in dtypes:
         raise ValueError(f"precision {resolved!r} is not resolved (expected fp32 or bf16; see resolve_precision)")

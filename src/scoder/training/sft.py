@@ -27,7 +27,7 @@ from pathlib import Path
 
 import torch
 
-from scoder.models.precision import resolve_precision
+from scoder.models.precision import check_precision, resolve_precision
 from scoder.models.registry import resolve
 
 log = logging.getLogger(__name__)
@@ -58,6 +58,9 @@ class TrainConfig:
     seed: int = 1234
     precision: str = "fp32"  # fp32 | bf16 (mixed, fp32 master weights) | auto (bf16 where the device has it natively)
     gradient_checkpointing: bool = False  # recompute activations in the backward: less memory, slower steps
+
+    def __post_init__(self):
+        check_precision(self.precision, "train.precision")
 
 
 @dataclass
@@ -201,6 +204,21 @@ def pin_launcher_precision(precision: str) -> None:
         os.environ["ACCELERATE_MIXED_PRECISION"] = wanted
 
 
+def precision_args(precision: str, gradient_checkpointing: bool) -> dict:
+    """SFTConfig arguments for a resolved precision: every setting that can change the numeric
+    precision or the checkpointing, so none is left to TRL's or transformers' default."""
+    return {
+        "bf16": precision == "bf16",
+        "fp16": False,
+        "bf16_full_eval": False,
+        "fp16_full_eval": False,
+        "tf32": False,  # fp32 matmuls stay fp32 on GPUs too
+        "torch_compile": False,
+        "activation_checkpointing": gradient_checkpointing,
+        "gradient_checkpointing": gradient_checkpointing,  # the deprecated alias, which TRL sets to True
+    }
+
+
 def train_sft(examples: list[dict], config: TrainConfig, out_dir: str | Path, init_adapter: str | None = None) -> dict:
     """Train on prompt-completion examples; returns metrics and writes checkpoint-<k>/ folders.
     `init_adapter`: go on training this LoRA adapter (a previous phase) instead of a new one."""
@@ -281,15 +299,7 @@ def train_sft(examples: list[dict], config: TrainConfig, out_dir: str | Path, in
         use_cpu=device == "cpu",
         dataloader_num_workers=0,
         disable_tqdm=False,
-        # every setting that can change the numeric precision, never TRL's or transformers' default
-        bf16=precision == "bf16",
-        fp16=False,
-        bf16_full_eval=False,
-        fp16_full_eval=False,
-        tf32=False,  # fp32 matmuls stay fp32 on GPUs too
-        torch_compile=False,
-        activation_checkpointing=config.gradient_checkpointing,
-        gradient_checkpointing=config.gradient_checkpointing,  # the deprecated alias TRL sets to True
+        **precision_args(precision, config.gradient_checkpointing),
     )
     expected = ("bf16" if precision == "bf16" else "no", config.gradient_checkpointing)
     if (args.mixed_precision, args.activation_checkpointing) != expected:  # a library version that ignores an argument
@@ -393,6 +403,9 @@ class ScoderTrainConfig:
     seed: int = 1234
     precision: str = "fp32"  # see TrainConfig
     gradient_checkpointing: bool = False
+
+    def __post_init__(self):
+        check_precision(self.precision, "scoder_train.precision")
 
     def phase_train_config(self, phase: PhaseConfig, model: str) -> TrainConfig:
         return TrainConfig(model=model, method=self.method, lora=self.lora, learning_rate=phase.learning_rate,

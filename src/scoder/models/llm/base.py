@@ -6,6 +6,8 @@ import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol, Sequence
 
+from scoder.models.precision import check_precision
+
 if TYPE_CHECKING:
     from scoder.core.cache import ResponseCache
 
@@ -71,6 +73,9 @@ class LLMConfig:
     tensor_parallel_size: int = 1
     gpu_memory_utilization: float = 0.9
     max_lora_rank: int = 64
+
+    def __post_init__(self):
+        check_precision(self.precision, "LLMConfig.precision")
 
 
 class LLM(Protocol):
