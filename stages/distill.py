@@ -26,7 +26,8 @@ def work(ctx):
     log.info("teacher %s (%s) answers the synthesis prompt for %d seed snippets", config.teacher.model,
              config.teacher.backend, len(seeds))
     llm = load_llm(config.teacher)
-    records, metrics = synthesize_samples(llm, seeds, config, config.teacher.model, desc="distill (teacher)")
+    records, metrics = synthesize_samples(llm, seeds, config, config.teacher.model, desc="distill (teacher)",
+                                          prices=(config.price_in_per_1m, config.price_out_per_1m))
     write_jsonl(ctx.path("samples"), records)
     write_json(ctx.path("ledger"), ledger_entry("distill", "teacher", config.teacher.model, config.teacher.backend, metrics))
     log.info("%d samples, parse rate %.1f%% (%s), %d tokens in / %d out, est. cost $%.4f", metrics["samples"],

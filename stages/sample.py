@@ -18,7 +18,8 @@ STAGE = Stage(
 def work(ctx):
     import logging
 
-    from scoder.bootstrap.sample import read_synthesizer, round_snippets, round_specs, sample_candidates
+    from scoder.bootstrap.manifest import read_synthesizer
+    from scoder.bootstrap.sample import round_snippets, round_specs, sample_candidates
     from scoder.core.io import read_jsonl, write_jsonl
 
     config = ctx.config

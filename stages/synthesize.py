@@ -19,7 +19,8 @@ def work(ctx):
     import logging
 
     from scoder.bootstrap.final_dataset import final_snippets, synthesize_dataset
-    from scoder.bootstrap.sample import read_synthesizer, round_specs
+    from scoder.bootstrap.manifest import read_synthesizer
+    from scoder.bootstrap.sample import round_specs
     from scoder.core.io import read_jsonl, write_jsonl
 
     config, out = ctx.config, ctx.path("out_dir")

@@ -121,7 +121,7 @@ def categorize_snippets(snippets: list[dict], config: CategorizeConfig, seed: in
         snippet["meta"]["category_cosine"] = round(float(score), 6)
     labels = [s["category"] for s in snippets]
 
-    accept = None
+    accept = None  # no quality check: every sampled snippet is a seed
     llm = None
     if config.quality.method == "lm":
         from scoder.bootstrap.pool.quality import quality_scores

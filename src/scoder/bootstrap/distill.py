@@ -22,11 +22,12 @@ from scoder.bootstrap.synthesis_format import SOLUTION_HEADER, find_header, pars
 
 
 @dataclass
-class DistillConfig:
-    teacher: LLMConfig = field(default_factory=LLMConfig)
+class GenerationConfig:
+    """How any model turns snippets into (problem, solution) samples with the synthesis
+    prompt: the one generation config of the teacher (distill), the synthesizer's rounds
+    (sample) and the final dataset (synthesize), which extend it."""
+
     sampling: SamplingParams = field(default_factory=lambda: SamplingParams(max_tokens=512))
-    price_in_per_1m: float = 0.0  # USD per 1M prompt tokens (for the cost ledger)
-    price_out_per_1m: float = 0.0  # USD per 1M completion tokens
     chunk_size: int = 8  # prompts per call to the backend (fixed boundaries keep resumes exact)
     include_imports: bool = True  # show the snippet's imports above its code
     # 0: free generation. >0: template-guided generation for models too small to keep the
@@ -34,9 +35,18 @@ class DistillConfig:
     # to this many tokens, then the solution header and a python fence are appended and the
     # code is generated (sampling.max_tokens) until the fence closes. Local backends only.
     guided_problem_tokens: int = 0
-    # the problem's first words, prefilled too: without them a 135M model jumps straight to the
-    # solution header (measured: 3 of 4 empty problems)
+    # the problem's first words, prefilled too: without them a very small model jumps straight
+    # to the solution header (docs/methods.md)
     guided_problem_lead: str = "Write a Python function"
+
+
+@dataclass
+class DistillConfig(GenerationConfig):
+    """The `distill` section: the teacher, its generation settings and its price."""
+
+    teacher: LLMConfig = field(default_factory=LLMConfig)
+    price_in_per_1m: float = 0.0  # USD per 1M prompt tokens (for the cost ledger)
+    price_out_per_1m: float = 0.0  # USD per 1M completion tokens
 
 
 PROBLEM_PREFILL = "[Problem Description]\n"
@@ -94,9 +104,11 @@ def snippet_text(snippet: dict, include_imports: bool) -> str:
 
 
 def synthesize_samples(
-    llm: LLM, snippets: Sequence[dict], config: DistillConfig, model_name: str, desc: str = "distill"
+    llm: LLM, snippets: Sequence[dict], config: GenerationConfig, model_name: str, desc: str = "distill",
+    prices: tuple[float, float] = (0.0, 0.0),
 ) -> tuple[list[dict], dict]:
-    """One record per (snippet, sample) with the parsed problem/solution, and metrics."""
+    """One record per (snippet, sample) with the parsed problem/solution, and metrics;
+    `prices` (USD per 1M prompt / completion tokens) price the tokens for the cost ledger."""
     start = time.perf_counter()
     shown = [snippet_text(s, config.include_imports) for s in snippets]
     prompts = [[{"role": "user", "content": synthesis_prompt(text)}] for text in shown]
@@ -162,8 +174,8 @@ def synthesize_samples(
         "code_compiles": sum(bool(r["code_compiles"]) for r in records),
         "tokens_in": tokens_in,
         "tokens_out": tokens_out,
-        "cost_usd": round(cost_usd(tokens_in, tokens_out, config.price_in_per_1m, config.price_out_per_1m), 6),
-        "cost_usd_paid_this_run": round(cost_usd(paid_in, paid_out, config.price_in_per_1m, config.price_out_per_1m), 6),
+        "cost_usd": round(cost_usd(tokens_in, tokens_out, *prices), 6),
+        "cost_usd_paid_this_run": round(cost_usd(paid_in, paid_out, *prices), 6),
         "cached_samples": cached,
         "seconds": round(seconds, 3),
         "generated_tokens_per_second": round(paid_out / seconds, 2) if seconds and paid_out else 0.0,

@@ -13,7 +13,7 @@ from scoder.bootstrap.influence import (
     FeatureConfig, compute_features, features_complete, influence_scores, load_features, load_reference, save_target,
     target_direction,
 )
-from scoder.bootstrap.sample import read_synthesizer
+from scoder.bootstrap.manifest import read_synthesizer
 from scoder.training.sft import synthesis_examples
 
 log = logging.getLogger(__name__)

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Sequence
 
-from scoder.bootstrap.distill import DistillConfig, synthesize_samples
+from scoder.bootstrap.distill import GenerationConfig, synthesize_samples
+from scoder.bootstrap.manifest import check_engine_model
+from scoder.models.finetuned import finetuned_engine
 from scoder.models.llm.base import LLMConfig, SamplingParams, load_llm
 from scoder.bootstrap.sample import RoundSpec, seeded_order
 from scoder.execution.sandbox import SandboxConfig
@@ -23,18 +25,16 @@ log = logging.getLogger(__name__)
 
 
 @dataclass
-class SynthesizeConfig:
+class SynthesizeConfig(GenerationConfig):
+    """The `synthesize` section: the last synthesizer's generation settings and the execution check."""
+
+    sampling: SamplingParams = field(default_factory=lambda: SamplingParams(n=1, temperature=0.0, max_tokens=1024))
     synthesizer: str = "2"  # train@K key; its last checkpoint writes the dataset
     size: int = 60000  # snippets (paper: 60K)
     engine: LLMConfig = field(default_factory=LLMConfig)  # backend settings; model and adapter come from train@K
-    sampling: SamplingParams = field(default_factory=lambda: SamplingParams(n=1, temperature=0.0, max_tokens=1024))
-    guided_problem_tokens: int = 0  # >0: template-guided synthesis (see DistillConfig)
-    guided_problem_lead: str = "Write a Python function"
     execution: str = "filter"  # off | filter (keep samples whose code runs) | annotate (record, keep all)
     sandbox: SandboxConfig = field(default_factory=SandboxConfig)
     exec_workers: int = 2
-    chunk_size: int = 8
-    include_imports: bool = True
 
 
 def final_snippets(pool: Sequence[dict], exclude_ids: set[str], rounds: dict[str, RoundSpec], size: int, seed: int) -> list[dict]:
@@ -55,17 +55,10 @@ def synthesize_dataset(synthesizer: dict, snippets: Sequence[dict], config: Synt
 
     if config.execution not in ("off", "filter", "annotate"):
         raise ValueError(f"unknown synthesize.execution '{config.execution}' (expected off, filter or annotate)")
-    if config.engine.model not in ("", synthesizer["base_model"]):
-        raise ValueError(f"synthesize.engine.model is {config.engine.model!r} but the synthesizer was trained from "
-                         f"{synthesizer['base_model']!r}; leave it empty")
+    check_engine_model(config.engine, synthesizer, "synthesize")
     last = synthesizer["checkpoints"][-1]
-    if synthesizer.get("method", "lora") == "full":
-        engine = replace(config.engine, model=last, adapter=None)
-    else:
-        engine = replace(config.engine, model=synthesizer["base_model"], adapter=last)
-    distill_config = DistillConfig(sampling=config.sampling, chunk_size=config.chunk_size, include_imports=config.include_imports,
-                                   guided_problem_tokens=config.guided_problem_tokens, guided_problem_lead=config.guided_problem_lead)
-    samples, gen_metrics = synthesize_samples(load_llm(engine), snippets, distill_config, f"synthesizer-{synthesizer['key']}",
+    engine = finetuned_engine(config.engine, synthesizer["base_model"], synthesizer.get("method", "lora"), last)
+    samples, gen_metrics = synthesize_samples(load_llm(engine), snippets, config, f"synthesizer-{synthesizer['key']}",
                                               desc="synthesize")
     rejected: Counter = Counter()
     parsed = [s for s in samples if s["parse_ok"]]

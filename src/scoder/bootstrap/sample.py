@@ -9,28 +9,26 @@ never share a snippet and a round's draw does not depend on how it is run.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Sequence
 
-from scoder.bootstrap.distill import DistillConfig, synthesize_samples
+from scoder.bootstrap.distill import GenerationConfig, synthesize_samples
+from scoder.bootstrap.manifest import check_engine_model
+from scoder.models.finetuned import finetuned_engine
 from scoder.models.llm.base import LLMConfig, SamplingParams, load_llm
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
-class SampleConfig:
+class SampleConfig(GenerationConfig):
+    """The `sample` section: the synthesizer's generation settings (N samples per checkpoint)."""
+
+    sampling: SamplingParams = field(default_factory=lambda: SamplingParams(n=3, temperature=0.2, top_p=1.0, max_tokens=512))
     # backend settings of the synthesizer; its base model and adapters come from train@K
     engine: LLMConfig = field(default_factory=LLMConfig)
-    sampling: SamplingParams = field(default_factory=lambda: SamplingParams(n=3, temperature=0.2, top_p=1.0, max_tokens=512))
     multi_checkpoint: bool = True  # false: all M*N samples from the last checkpoint (ablation)
-    chunk_size: int = 8
-    include_imports: bool = True
-    guided_problem_tokens: int = 0  # >0: template-guided synthesis (see DistillConfig)
-    guided_problem_lead: str = "Write a Python function"
 
 
 @dataclass
@@ -78,22 +76,10 @@ def round_snippets(pool: Sequence[dict], exclude_ids: set[str], rounds: dict[str
     return chosen
 
 
-def read_synthesizer(folder: str | Path) -> dict:
-    """The manifest train@K writes next to its checkpoints (base model, checkpoint folders)."""
-    manifest = Path(folder) / "synthesizer.json"
-    if not manifest.exists():
-        raise FileNotFoundError(f"{manifest} not found: is {folder} the output of a train stage?")
-    data = json.loads(manifest.read_text(encoding="utf-8"))
-    data["checkpoints"] = [str(Path(folder) / c) for c in data["checkpoints"]]
-    return data
-
-
 def sample_candidates(synthesizer: dict, snippets: Sequence[dict], config: SampleConfig, round_key: str) -> tuple[list[dict], dict]:
     """M x N candidates per snippet (or M*N from the last checkpoint), with the checkpoint
     index and sample index of each; metrics per checkpoint."""
-    if config.engine.model not in ("", synthesizer["base_model"]):
-        raise ValueError(f"sample.engine.model is {config.engine.model!r} but the synthesizer was trained from "
-                         f"{synthesizer['base_model']!r}; leave it empty (the base model comes from train)")
+    check_engine_model(config.engine, synthesizer, "sample")
     checkpoints = synthesizer["checkpoints"]
     n = config.sampling.n
     plan = list(enumerate(checkpoints)) if config.multi_checkpoint else [(len(checkpoints) - 1, checkpoints[-1])]
@@ -103,18 +89,8 @@ def sample_candidates(synthesizer: dict, snippets: Sequence[dict], config: Sampl
     per_checkpoint: dict[str, dict] = {}
     usage = {"calls": 0, "prompt_tokens": 0, "completion_tokens": 0}
     for index, adapter in plan:
-        if synthesizer.get("method", "lora") == "full":  # each checkpoint is a whole model
-            engine = replace(config.engine, model=adapter, adapter=None)
-        else:
-            engine = replace(config.engine, model=synthesizer["base_model"], adapter=adapter)
-        llm = load_llm(engine)
-        distill_config = DistillConfig(
-            sampling=replace(config.sampling, n=n, seed=config.sampling.seed + 1000 * index),
-            chunk_size=config.chunk_size,
-            include_imports=config.include_imports,
-            guided_problem_tokens=config.guided_problem_tokens,
-            guided_problem_lead=config.guided_problem_lead,
-        )
+        llm = load_llm(finetuned_engine(config.engine, synthesizer["base_model"], synthesizer.get("method", "lora"), adapter))
+        distill_config = replace(config, sampling=replace(config.sampling, n=n, seed=config.sampling.seed + 1000 * index))
         name = f"round{round_key}/checkpoint-{index}"
         rows, metrics = synthesize_samples(llm, snippets, distill_config, name, desc=f"sample round {round_key} ckpt {index}")
         for row in rows:

@@ -337,13 +337,11 @@ def model_engines(config: EvaluateConfig, manifest_file: str) -> dict[str, objec
     """{"base": engine, "scoder": engine}: the base model as it was before fine-tuning, and the
     fine-tuned one (adapter or full model folder) from scoder_train's manifest."""
     import json
-    from dataclasses import replace
+
+    from scoder.models.finetuned import finetuned_engine
 
     manifest = json.loads(Path(manifest_file).read_text(encoding="utf-8"))
     folder = Path(manifest_file).parent
-    base = replace(config.engine, model=manifest["base_model"], adapter=None)
-    if manifest["method"] == "full":
-        tuned = replace(config.engine, model=str(folder / manifest["model"]), adapter=None)
-    else:
-        tuned = replace(config.engine, model=manifest["base_model"], adapter=str(folder / manifest["adapter"]))
-    return {"base": base, "scoder": tuned}
+    checkpoint = manifest["model"] if manifest["method"] == "full" else manifest["adapter"]
+    return {"base": finetuned_engine(config.engine, manifest["base_model"], manifest["method"], None),
+            "scoder": finetuned_engine(config.engine, manifest["base_model"], manifest["method"], str(folder / checkpoint))}

@@ -24,7 +24,7 @@ class FilterConfig:
 
 
 @dataclass
-class DedupConfig:
+class MinHashDedupConfig:
     threshold: float = 0.5  # SCoder appendix A: MinHash LSH, Jaccard 0.5
     num_perm: int = 128
     ngram: int = 5  # shingle size in code tokens
@@ -59,6 +59,6 @@ class PoolConfig:
     exclude_globs: list[str] = field(default_factory=list)
     workers: int = 2
     filters: FilterConfig = field(default_factory=FilterConfig)
-    dedup: DedupConfig = field(default_factory=DedupConfig)
+    dedup: MinHashDedupConfig = field(default_factory=MinHashDedupConfig)
     decontaminate: DecontamConfig = field(default_factory=DecontamConfig)
     quality: QualityConfig = field(default_factory=QualityConfig)
