@@ -84,7 +84,7 @@ def test_lock_diff_names_the_outputs_that_differ(tmp_path, capsys):
 
 def test_a_killed_stage_s_run_is_marked_killed_when_the_stage_runs_again(mlflow_store, tmp_path):
     """A SIGKILLed stage never ends its MLflow run; the next run of that stage closes it."""
-    script = ("import os, signal\nfrom scoder.tracking import stage_run\n"
+    script = ("import os, signal\nfrom scoder.core.tracking import stage_run\n"
               "with stage_run('pool', {}) as run:\n    print(run.run_id, flush=True)\n"
               "    os.kill(os.getpid(), signal.SIGKILL)\n")
     killed = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True)

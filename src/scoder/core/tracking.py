@@ -207,7 +207,7 @@ def _process_exists(pid: int) -> bool:
 
 def _float_environment_tags() -> dict[str, str]:
     """What decides a CPU stage's floating-point bits besides its inputs: torch's thread count
-    (reductions split differently: 1 and 8 threads give SmolLM2 logits differing by up to 6e-5)
+    (reductions split differently; docs/reproducibility.md has the measurement)
     and the instruction set its kernels were picked for. Only for stages that used torch; this
     never imports it."""
     torch = sys.modules.get("torch")

@@ -19,11 +19,14 @@ log = logging.getLogger(__name__)
 
 @lru_cache(maxsize=4)
 def load_embedder(reference: str, pool_without_prompt: bool = False, device: str = "cpu"):
+    import torch
     from sentence_transformers import SentenceTransformer
 
     resolved = resolve(reference)
     try:
-        model = SentenceTransformer(resolved.path, device=device)
+        # fp32, not the checkpoint's dtype (transformers' default): no params section names a
+        # precision for embeddings, and clustering and selection should not vary with it
+        model = SentenceTransformer(resolved.path, device=device, model_kwargs={"dtype": torch.float32})
     except Exception as exc:  # the library raises many types (OSError, ValueError, HTTP errors)
         raise ValueError(
             f"cannot load embedding model '{reference}' (resolved to '{resolved.path}'): {exc}"
