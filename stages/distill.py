@@ -3,35 +3,53 @@
 from scoder.core.stage import Input, Output, Stage, run_stage
 
 STAGE = Stage(
-    name="distill", paper="bootstrap",
-    summary="the teacher's problem + solution for every seed snippet (D_p), with its cost",
-    section="distill", config="scoder.bootstrap.distill:DistillConfig",
+    "distill",
+    "the teacher's problem + solution for every seed snippet (D_p), with its cost",
+    config="scoder.bootstrap.distill:DistillConfig",
     inputs=(Input("seeds", "data/categorize/seeds.jsonl"),),
-    outputs=(Output("samples", "data/distill/samples.jsonl"),
-             Output("ledger", "metrics/cost/distill.json", cache=False, help="cost ledger entry")),
-    metrics="metrics/distill.json",
+    outputs=(
+        Output("samples", "data/distill/samples.jsonl"),
+        Output("ledger", "metrics/cost/distill.json", cache=False, help="cost ledger entry"),
+    ),
 )
 
 
 def work(ctx):
-    import logging
-
     from scoder.bootstrap.distill import synthesize_samples
     from scoder.core.cost import ledger_entry
     from scoder.core.io import read_jsonl, write_json, write_jsonl
     from scoder.models.llm import load_llm
 
-    config, log = ctx.config, logging.getLogger(ctx.name)
+    config, log = ctx.config, ctx.log
     seeds = read_jsonl(ctx.path("seeds"))
-    log.info("teacher %s (%s) answers the synthesis prompt for %d seed snippets", config.teacher.model,
-             config.teacher.backend, len(seeds))
+    log.info(
+        "teacher %s (%s) answers the synthesis prompt for %d seed snippets",
+        config.teacher.model,
+        config.teacher.backend,
+        len(seeds),
+    )
     llm = load_llm(config.teacher)
-    records, metrics = synthesize_samples(llm, seeds, config, config.teacher.model, desc="distill (teacher)",
-                                          prices=(config.price_in_per_1m, config.price_out_per_1m))
+    records, metrics = synthesize_samples(
+        llm,
+        seeds,
+        config,
+        config.teacher.model,
+        desc="distill (teacher)",
+        prices=(config.price_in_per_1m, config.price_out_per_1m),
+    )
     write_jsonl(ctx.path("samples"), records)
-    write_json(ctx.path("ledger"), ledger_entry("distill", "teacher", config.teacher.model, config.teacher.backend, metrics))
-    log.info("%d samples, parse rate %.1f%% (%s), %d tokens in / %d out, est. cost $%.4f", metrics["samples"],
-             100 * metrics["parse_rate"], metrics["reasons"], metrics["tokens_in"], metrics["tokens_out"], metrics["cost_usd"])
+    write_json(
+        ctx.path("ledger"), ledger_entry("distill", "teacher", config.teacher.model, config.teacher.backend, metrics)
+    )
+    log.info(
+        "%d samples, parse rate %.1f%% (%s), %d tokens in / %d out, est. cost $%.4f",
+        metrics["samples"],
+        100 * metrics["parse_rate"],
+        metrics["reasons"],
+        metrics["tokens_in"],
+        metrics["tokens_out"],
+        metrics["cost_usd"],
+    )
     return metrics
 
 

@@ -5,13 +5,16 @@ the reference model, and the target direction (the mean of the normalized featur
 from scoder.core.stage import Input, Option, Output, Stage, run_stage
 
 STAGE = Stage(
-    name="dp_features", paper="bootstrap",
-    summary="projected gradient features of D_p and the influence target direction",
-    section="influence", config="scoder.bootstrap.feature_stages:InfluenceConfig",
+    "dp_features",
+    "projected gradient features of D_p and the influence target direction",
+    section="influence",
+    config="scoder.bootstrap.feature_stages:InfluenceConfig",
     params=("reference.require_parse_ok",),
     inputs=(Input("data", "data/distill/samples.jsonl"), Input("reference", "data/reference")),
-    outputs=(Output("out_dir", "data/influence/dp", folder=True, persist=True, help="feature shards (resumable)"),
-             Output("target", "data/influence/target.npy")),
+    outputs=(
+        Output("out_dir", "data/influence/dp", folder=True, persist=True, help="feature shards (resumable)"),
+        Output("target", "data/influence/target.npy"),
+    ),
     metrics="metrics/influence/dp.json",
     options=(Option("shard", "0/1", "i/n, or auto: this process's rank and world size from the launcher"),),
 )

@@ -4,24 +4,24 @@ base model and the SCoder-trained model."""
 from scoder.core.stage import Input, Output, Stage, run_stage
 
 STAGE = Stage(
-    name="evaluate", paper="evaluation",
-    summary="EvalPlus pass@k and canonical-solution NLL of the base and the trained code model",
-    section="evaluate", config="scoder.evaluation.benchmarks:EvaluateConfig",
+    "evaluate",
+    "EvalPlus pass@k and canonical-solution NLL of the base and the trained code model",
+    config="scoder.evaluation.benchmarks:EvaluateConfig",
     inputs=(Input("model_dir", "data/scoder", help="folder written by scoder_train (model.json)"),),
     outputs=(Output("out_dir", "data/evaluate", folder=True),),
-    metrics="metrics/evaluate.json",
 )
 
 
 def work(ctx):
-    import logging
-
     from scoder.evaluation.benchmarks import evaluate_llm, evaluation_meta, model_engines, prepare_benchmarks
     from scoder.models.llm import load_llm
 
-    config, log = ctx.config, logging.getLogger(ctx.name)
+    config, log = ctx.config, ctx.log
     engines = model_engines(config, str(ctx.path("model_dir") / "model.json"))
-    meta = {**evaluation_meta(config), "models": {name: {"model": e.model, "adapter": e.adapter} for name, e in engines.items()}}
+    meta = {
+        **evaluation_meta(config),
+        "models": {name: {"model": e.model, "adapter": e.adapter} for name, e in engines.items()},
+    }
     prepared, metrics = prepare_benchmarks(config, ctx.path("out_dir"))
     for dataset, entry in metrics.items():
         log.info("%s: %s", dataset, entry.get("skipped") or f"{entry['tasks']} tasks ({entry['source']})")

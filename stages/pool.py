@@ -3,18 +3,17 @@
 from scoder.core.stage import Output, Stage, run_stage
 
 STAGE = Stage(
-    name="pool", paper="bootstrap",
-    summary="documented functions extracted, filtered, MinHash near-deduplicated and decontaminated",
-    section="pool", config="scoder.bootstrap.pool.config:PoolConfig",
-    outputs=(Output("out_dir", "data/pool", folder=True),
-             Output("ledger", "metrics/cost/pool.json", cache=False, help="cost ledger entry")),
-    metrics="metrics/pool.json",
+    "pool",
+    "documented functions extracted, filtered, MinHash near-deduplicated and decontaminated",
+    config="scoder.bootstrap.pool.config:PoolConfig",
+    outputs=(
+        Output("out_dir", "data/pool", folder=True),
+        Output("ledger", "metrics/cost/pool.json", cache=False, help="cost ledger entry"),
+    ),
 )
 
 
 def work(ctx):
-    import logging
-
     from scoder.bootstrap.pool.build import build_pool
     from scoder.core.cost import usage_entry
     from scoder.core.io import write_json, write_jsonl
@@ -27,18 +26,27 @@ def work(ctx):
 
         llm = load_llm(LLMConfig(model=config.quality.model, batch_size=config.quality.batch_size))
         scorer = lambda snippets: quality_scores(  # noqa: E731
-            llm, snippets, config.quality.max_code_chars, config.quality.batch_size)
-    logging.getLogger(ctx.name).info("building the snippet pool from %s", config.source)
+            llm, snippets, config.quality.max_code_chars, config.quality.batch_size
+        )
+    ctx.log.info("building the snippet pool from %s", config.source)
     result = build_pool(config, scorer)
     write_jsonl(out / "snippets.jsonl", result.snippets)
     write_jsonl(out / "skipped_files.jsonl", result.skipped_files)
     write_jsonl(out / "removed.jsonl", result.removed)
-    write_json(ctx.path("ledger"), usage_entry("pool", "quality_classifier", config.quality.model, "transformers",
-                                               llm.usage if llm else None))
+    write_json(
+        ctx.path("ledger"),
+        usage_entry("pool", "quality_classifier", config.quality.model, "transformers", llm.usage if llm else None),
+    )
     m = result.metrics
-    logging.getLogger(ctx.name).info(
+    ctx.log.info(
         "%d files, %d documented functions -> %d after filters -> %d after near-dedup -> %d snippets (%.1fs)",
-        m["files_seen"], m["functions_found"], m["after_filter"], m["after_near_dedup"], m["snippets"], m["seconds"]["total"])
+        m["files_seen"],
+        m["functions_found"],
+        m["after_filter"],
+        m["after_near_dedup"],
+        m["snippets"],
+        m["seconds"]["total"],
+    )
     return m
 
 

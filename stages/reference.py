@@ -4,12 +4,11 @@ with its Adam state saved (SCoder section 3.4)."""
 from scoder.core.stage import Input, Output, Stage, run_stage
 
 STAGE = Stage(
-    name="reference", paper="bootstrap",
-    summary="the influence reference model: LoRA SFT on D_p, with Adam state",
-    section="reference", config="scoder.bootstrap.synthesizer:SynthesizerTrainConfig",
+    "reference",
+    "the influence reference model: LoRA SFT on D_p, with Adam state",
+    config="scoder.bootstrap.synthesizer:SynthesizerTrainConfig",
     inputs=(Input("data", "data/distill/samples.jsonl"),),
     outputs=(Output("out_dir", "data/reference", folder=True),),
-    metrics="metrics/reference.json",
 )
 
 

@@ -4,22 +4,33 @@ and the summary metrics file that `dvc metrics show` prints."""
 from scoder.core.stage import Input, Output, Stage, run_stage
 
 STAGE = Stage(
-    name="report", paper="evaluation",
-    summary="reports/report.html, plots/ and metrics/summary.json (the figures to compare across experiments)",
-    inputs=(Input("rounds", "data/rounds"), Input("pool", "metrics/pool.json"), Input("categorize", "metrics/categorize.json"),
-            Input("distill", "metrics/distill.json"), Input("train", "metrics/train"), Input("sample", "metrics/sample"),
-            Input("score", "metrics/score"), Input("select", "metrics/select"), Input("synthesize", "metrics/synthesize.json"),
-            Input("scoder_train", "metrics/scoder_train.json"), Input("evaluate", "metrics/evaluate.json"),
-            Input("specialist_evaluate", "metrics/specialist_evaluate.json"), Input("subset", "metrics/subset.json"),
-            Input("cost", "metrics/cost.json")),
+    "report",
+    "reports/report.html, plots/ and metrics/summary.json (the figures to compare across experiments)",
+    paper="evaluation",
+    inputs=(
+        Input("rounds", "data/rounds"),
+        Input("pool", "metrics/pool.json"),
+        Input("categorize", "metrics/categorize.json"),
+        Input("distill", "metrics/distill.json"),
+        Input("train", "metrics/train"),
+        Input("sample", "metrics/sample"),
+        Input("score", "metrics/score"),
+        Input("select", "metrics/select"),
+        Input("synthesize", "metrics/synthesize.json"),
+        Input("scoder_train", "metrics/scoder_train.json"),
+        Input("evaluate", "metrics/evaluate.json"),
+        Input("specialist_evaluate", "metrics/specialist_evaluate.json"),
+        Input("subset", "metrics/subset.json"),
+        Input("cost", "metrics/cost.json"),
+    ),
     outputs=(Output("out", "reports/report.html"), Output("plots_dir", "plots", folder=True, cache=False)),
-    metrics="metrics/summary.json", dvc_metrics=True,
+    metrics="metrics/summary.json",
+    dvc_metrics=True,
 )
 
 
 def work(ctx):
     import json
-    import logging
     from pathlib import Path
 
     from scoder.core.io import atomic_path
@@ -34,7 +45,7 @@ def work(ctx):
     with atomic_path(ctx.path("out")) as tmp:
         Path(tmp).write_text(render_html(metrics_dir, scores, influence, evaluate), encoding="utf-8")
     ctx.run.log_artifact(ctx.path("out"))
-    logging.getLogger(ctx.name).info("report written: %s (open it in a browser)", Path(ctx.path("out")).resolve())
+    ctx.log.info("report written: %s (open it in a browser)", Path(ctx.path("out")).resolve())
     return summary(metrics_dir)
 
 

@@ -4,20 +4,21 @@ the previous synthesizer per pool snippet (SCoder section 3.3)."""
 from scoder.core.stage import Input, Output, Stage, run_stage
 
 STAGE = Stage(
-    name="sample", paper="bootstrap", foreach="rounds",
-    summary="round R's candidates: N samples from each of M checkpoints per snippet",
-    section="sample", config="scoder.bootstrap.sample:SampleConfig", params=("rounds", "seed"),
-    inputs=(Input("synthesizer", "data/synthesizer/${item.previous}", help="folder written by train@K"),
-            Input("pool", "data/pool/snippets.jsonl"),
-            Input("exclude", "data/categorize/seeds.jsonl", help="snippets already used (the distillation seeds)")),
+    "sample",
+    "round R's candidates: N samples from each of M checkpoints per snippet",
+    foreach="rounds",
+    config="scoder.bootstrap.sample:SampleConfig",
+    params=("rounds", "seed"),
+    inputs=(
+        Input("synthesizer", "data/synthesizer/${item.previous}", help="folder written by train@K"),
+        Input("pool", "data/pool/snippets.jsonl"),
+        Input("exclude", "data/categorize/seeds.jsonl", help="snippets already used (the distillation seeds)"),
+    ),
     outputs=(Output("candidates", "data/rounds/${key}/candidates.jsonl"),),
-    metrics="metrics/sample/${key}.json",
 )
 
 
 def work(ctx):
-    import logging
-
     from scoder.bootstrap.manifest import read_synthesizer
     from scoder.bootstrap.sample import round_snippets, round_specs, sample_candidates
     from scoder.core.io import read_jsonl, write_jsonl
@@ -27,13 +28,18 @@ def work(ctx):
     exclude = {s["id"] for s in read_jsonl(ctx.path("exclude"))}
     snippets = round_snippets(read_jsonl(ctx.path("pool")), exclude, rounds, ctx.key, int(ctx.param("seed")))
     synthesizer = read_synthesizer(ctx.path("synthesizer"))
-    logging.getLogger(ctx.name).info(
-        "round %s: %d snippets x %d checkpoints x %d samples from synthesizer %s (%s)", ctx.key, len(snippets),
-        len(synthesizer["checkpoints"]) if config.multi_checkpoint else 1, config.sampling.n, rounds[ctx.key].previous,
-        "multi-checkpoint" if config.multi_checkpoint else "last checkpoint only")
+    ctx.log.info(
+        "round %s: %d snippets x %d checkpoints x %d samples from synthesizer %s (%s)",
+        ctx.key,
+        len(snippets),
+        len(synthesizer["checkpoints"]) if config.multi_checkpoint else 1,
+        config.sampling.n,
+        rounds[ctx.key].previous,
+        "multi-checkpoint" if config.multi_checkpoint else "last checkpoint only",
+    )
     records, metrics = sample_candidates(synthesizer, snippets, config, ctx.key)
     write_jsonl(ctx.path("candidates"), records)
-    logging.getLogger(ctx.name).info("%d candidates, parse rate %.1f%%", metrics["candidates"], 100 * metrics["parse_rate"])
+    ctx.log.info("%d candidates, parse rate %.1f%%", metrics["candidates"], 100 * metrics["parse_rate"])
     return metrics
 
 

@@ -4,12 +4,11 @@ instructions, then the synthesized data; SCoder section 4.1)."""
 from scoder.core.stage import Input, Output, Stage, run_stage
 
 STAGE = Stage(
-    name="scoder_train", paper="bootstrap",
-    summary="the code model: two-phase SFT, general instructions then the synthesized data",
-    section="scoder_train", config="scoder.bootstrap.code_model:ScoderTrainConfig",
+    "scoder_train",
+    "the code model: two-phase SFT, general instructions then the synthesized data",
+    config="scoder.bootstrap.code_model:ScoderTrainConfig",
     inputs=(Input("data", "data/synthesize/dataset.jsonl", help="the synthesized dataset (phase 2)"),),
     outputs=(Output("out_dir", "data/scoder", folder=True),),
-    metrics="metrics/scoder_train.json",
 )
 
 

@@ -4,36 +4,53 @@ execution check; the best candidate per snippet is kept (SCoder section 3.3)."""
 from scoder.core.stage import Input, Output, Stage, run_stage
 
 STAGE = Stage(
-    name="score", paper="bootstrap", foreach="rounds",
-    summary="10-aspect scores (weighted aggregate, execution check) and the best candidate per snippet",
-    section="score", config="scoder.bootstrap.scoring:ScoreConfig",
-    inputs=(Input("candidates", "data/rounds/${key}/candidates.jsonl"),
-            Input("weights", "${score.weights_file}", help="aspect weights of eq. 1")),
+    "score",
+    "10-aspect scores (weighted aggregate, execution check) and the best candidate per snippet",
+    foreach="rounds",
+    config="scoder.bootstrap.scoring:ScoreConfig",
+    inputs=(
+        Input("candidates", "data/rounds/${key}/candidates.jsonl"),
+        Input("weights", "${score.weights_file}", help="aspect weights of eq. 1"),
+    ),
     outputs=(Output("scored", "data/rounds/${key}/scored.jsonl"), Output("best", "data/rounds/${key}/best.jsonl")),
-    metrics="metrics/score/${key}.json",
 )
 
 
 def work(ctx):
-    import logging
-
     from scoder.bootstrap.scoring import score_candidates
     from scoder.core.io import read_jsonl, write_jsonl
     from scoder.models.llm import load_llm
 
-    config, log = ctx.config, logging.getLogger(ctx.name)
+    config, log = ctx.config, ctx.log
     candidates = read_jsonl(ctx.path("candidates"))
-    log.info("scoring %d candidates of round %s with %s (%s, mode %s, aggregate %s, execution %s)", len(candidates),
-             ctx.key, config.scorer.model, config.scorer.backend, config.mode, config.aggregate, config.execution)
+    log.info(
+        "scoring %d candidates of round %s with %s (%s, mode %s, aggregate %s, execution %s)",
+        len(candidates),
+        ctx.key,
+        config.scorer.model,
+        config.scorer.backend,
+        config.mode,
+        config.aggregate,
+        config.execution,
+    )
     scored, best, metrics = score_candidates(load_llm(config.scorer), candidates, config)
     write_jsonl(ctx.path("scored"), scored)
     write_jsonl(ctx.path("best"), best)
     metrics["round"] = ctx.key
     if not best:
-        log.warning("no candidate of round %s was kept (score failures %s, execution %s): the round selects nothing",
-                    ctx.key, metrics["score_failures"], metrics.get("exec_reasons", "off"))
-    log.info("score parse rate %.1f%%, exec rate %s, best kept for %d of %d snippets", 100 * metrics["score_parse_rate"],
-             metrics.get("exec_rate", "n/a"), metrics["best"], metrics["snippets"])
+        log.warning(
+            "no candidate of round %s was kept (score failures %s, execution %s): the round selects nothing",
+            ctx.key,
+            metrics["score_failures"],
+            metrics.get("exec_reasons", "off"),
+        )
+    log.info(
+        "score parse rate %.1f%%, exec rate %s, best kept for %d of %d snippets",
+        100 * metrics["score_parse_rate"],
+        metrics.get("exec_rate", "n/a"),
+        metrics["best"],
+        metrics["snippets"],
+    )
     return metrics
 
 

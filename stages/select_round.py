@@ -4,18 +4,19 @@ baseline signal), which synthesizer R learns from (SCoder section 3.4)."""
 from scoder.core.stage import Input, Output, Stage, run_stage
 
 STAGE = Stage(
-    name="select", paper="bootstrap", foreach="rounds",
-    summary="round R's top-k candidates by influence: what synthesizer R learns from",
-    section="select", config="scoder.bootstrap.influence_select:RoundSelectConfig", params=("rounds.${key}",),
-    inputs=(Input("influence", "data/rounds/${key}/influence.jsonl", help="round R's best candidates with their influence"),),
+    "select",
+    "round R's top-k candidates by influence: what synthesizer R learns from",
+    foreach="rounds",
+    config="scoder.bootstrap.influence_select:RoundSelectConfig",
+    params=("rounds.${key}",),
+    inputs=(
+        Input("influence", "data/rounds/${key}/influence.jsonl", help="round R's best candidates with their influence"),
+    ),
     outputs=(Output("selected", "data/rounds/${key}/selected.jsonl"),),
-    metrics="metrics/select/${key}.json",
 )
 
 
 def work(ctx):
-    import logging
-
     from scoder.bootstrap.influence_select import select_round
     from scoder.bootstrap.sample import round_specs
     from scoder.core.io import read_jsonl, write_jsonl
@@ -24,9 +25,14 @@ def work(ctx):
     selected, metrics = select_round(read_jsonl(ctx.path("influence")), size, ctx.config)
     metrics["round"] = ctx.key
     write_jsonl(ctx.path("selected"), selected)
-    logging.getLogger(ctx.name).info("round %s: selected %d of %d candidates by %s (influence of the selected: %s)",
-                                     ctx.key, metrics["selected"], metrics["available"], ctx.config.method,
-                                     metrics["influence_selected"])
+    ctx.log.info(
+        "round %s: selected %d of %d candidates by %s (influence of the selected: %s)",
+        ctx.key,
+        metrics["selected"],
+        metrics["available"],
+        ctx.config.method,
+        metrics["influence_selected"],
+    )
     return metrics
 
 

@@ -4,32 +4,32 @@
 from scoder.core.stage import Input, Output, Stage, run_stage
 
 STAGE = Stage(
-    name="semantic_dedup", paper="kspecialist",
-    summary="the synthesized dataset without semantic near-duplicates",
-    section="semantic_dedup", config="scoder.kspecialist.specialists:DedupConfig",
+    "semantic_dedup",
+    "the synthesized dataset without semantic near-duplicates",
+    config="scoder.kspecialist.specialists:DedupConfig",
     inputs=(Input("data", "data/synthesize/dataset.jsonl", help="instruction dataset (JSON or JSONL)"),),
     outputs=(Output("out_dir", "data/semantic_dedup", folder=True),),
-    metrics="metrics/semantic_dedup.json",
 )
 
 
 def work(ctx):
-    import logging
-
     from scoder.core.io import read_records, write_jsonl
     from scoder.kspecialist.specialists import dedup_records
 
     config = ctx.config
     records = read_records(ctx.path("data"))
-    logging.getLogger(ctx.name).info("deduplicating %d records at cosine > %s (%s)", len(records), config.threshold,
-                                     config.model)
+    ctx.log.info("deduplicating %d records at cosine > %s (%s)", len(records), config.threshold, config.model)
     kept, dropped = dedup_records(records, config, str(ctx.path("data")))
     write_jsonl(ctx.path("out_dir") / "dataset.jsonl", kept)
     write_jsonl(ctx.path("out_dir") / "duplicates.jsonl", dropped)
-    logging.getLogger(ctx.name).info("kept %d of %d records (%d near-duplicates dropped)", len(kept), len(records),
-                                     len(dropped))
-    return {"records": len(records), "kept": len(kept), "dropped": len(dropped), "threshold": config.threshold,
-            "model": config.model}
+    ctx.log.info("kept %d of %d records (%d near-duplicates dropped)", len(kept), len(records), len(dropped))
+    return {
+        "records": len(records),
+        "kept": len(kept),
+        "dropped": len(dropped),
+        "threshold": config.threshold,
+        "model": config.model,
+    }
 
 
 if __name__ == "__main__":

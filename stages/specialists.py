@@ -4,30 +4,33 @@ adapter per cluster, with the router's centroids (seed 002 section 4)."""
 from scoder.core.stage import Input, Output, Stage, run_stage
 
 STAGE = Stage(
-    name="specialists", paper="kspecialist",
-    summary="K-means clusters and one LoRA specialist per cluster, with the router's centroids",
-    section="specialists", config="scoder.kspecialist.specialists:SpecialistsConfig",
+    "specialists",
+    "K-means clusters and one LoRA specialist per cluster, with the router's centroids",
+    config="scoder.kspecialist.specialists:SpecialistsConfig",
     inputs=(Input("data", "data/semantic_dedup/dataset.jsonl", help="instruction dataset (JSON or JSONL)"),),
     outputs=(Output("out_dir", "data/specialists", folder=True),),
-    metrics="metrics/specialists.json",
 )
 
 
 def work(ctx):
-    import logging
-
     from scoder.core.io import read_records
     from scoder.kspecialist.specialists import train_specialists
 
     config = ctx.config
     records = read_records(ctx.path("data"))
-    logging.getLogger(ctx.name).info("K=%d specialists of %s on %d records", config.k, config.model, len(records))
+    ctx.log.info("K=%d specialists of %s on %d records", config.k, config.model, len(records))
     manifest = train_specialists(records, config, ctx.path("out_dir"), str(ctx.path("data")))
     sizes = [c["size"] for c in manifest["clusters"]]
-    logging.getLogger(ctx.name).info("cluster sizes %s", sizes)
-    return {"k": config.k, "records": len(records), "cluster_sizes": sizes,
-            "clusters": {str(c["cluster"]): {"size": c["size"], "steps": c["steps"], "train_loss": c["train_loss"]}
-                         for c in manifest["clusters"]}}
+    ctx.log.info("cluster sizes %s", sizes)
+    return {
+        "k": config.k,
+        "records": len(records),
+        "cluster_sizes": sizes,
+        "clusters": {
+            str(c["cluster"]): {"size": c["size"], "steps": c["steps"], "train_loss": c["train_loss"]}
+            for c in manifest["clusters"]
+        },
+    }
 
 
 if __name__ == "__main__":

@@ -4,20 +4,20 @@ round used, parsed and (optionally) execution-checked (SCoder section 4)."""
 from scoder.core.stage import Input, Output, Stage, run_stage
 
 STAGE = Stage(
-    name="synthesize", paper="bootstrap",
-    summary="the final instruction dataset from the last synthesizer",
-    section="synthesize", config="scoder.bootstrap.final_dataset:SynthesizeConfig", params=("rounds", "seed"),
-    inputs=(Input("synthesizer", "data/synthesizer/${synthesize.synthesizer}", help="folder written by train@K"),
-            Input("pool", "data/pool/snippets.jsonl"),
-            Input("exclude", "data/categorize/seeds.jsonl", help="snippets already used (the distillation seeds)")),
+    "synthesize",
+    "the final instruction dataset from the last synthesizer",
+    config="scoder.bootstrap.final_dataset:SynthesizeConfig",
+    params=("rounds", "seed"),
+    inputs=(
+        Input("synthesizer", "data/synthesizer/${synthesize.synthesizer}", help="folder written by train@K"),
+        Input("pool", "data/pool/snippets.jsonl"),
+        Input("exclude", "data/categorize/seeds.jsonl", help="snippets already used (the distillation seeds)"),
+    ),
     outputs=(Output("out_dir", "data/synthesize", folder=True),),
-    metrics="metrics/synthesize.json",
 )
 
 
 def work(ctx):
-    import logging
-
     from scoder.bootstrap.final_dataset import final_snippets, synthesize_dataset
     from scoder.bootstrap.manifest import read_synthesizer
     from scoder.bootstrap.sample import round_specs
@@ -25,19 +25,30 @@ def work(ctx):
 
     config, out = ctx.config, ctx.path("out_dir")
     exclude = {s["id"] for s in read_jsonl(ctx.path("exclude"))}
-    snippets = final_snippets(read_jsonl(ctx.path("pool")), exclude, round_specs(ctx.param("rounds")), config.size,
-                              int(ctx.param("seed")))
+    snippets = final_snippets(
+        read_jsonl(ctx.path("pool")), exclude, round_specs(ctx.param("rounds")), config.size, int(ctx.param("seed"))
+    )
     synthesizer = read_synthesizer(ctx.path("synthesizer"))
-    logging.getLogger(ctx.name).info("final synthesis: %d snippets x %d samples from synthesizer %s (%s), execution %s",
-                                     len(snippets), config.sampling.n, synthesizer["key"], synthesizer["checkpoints"][-1],
-                                     config.execution)
+    ctx.log.info(
+        "final synthesis: %d snippets x %d samples from synthesizer %s (%s), execution %s",
+        len(snippets),
+        config.sampling.n,
+        synthesizer["key"],
+        synthesizer["checkpoints"][-1],
+        config.execution,
+    )
     rows, samples, metrics = synthesize_dataset(synthesizer, snippets, config)
     if not rows:
         raise SystemExit(f"the final dataset is empty: {metrics['samples']} samples, rejected {metrics['rejected']}")
     write_jsonl(out / "dataset.jsonl", rows)
     write_jsonl(out / "samples.jsonl", samples)
-    logging.getLogger(ctx.name).info("dataset: %d of %d samples (parse rate %.1f%%; rejected %s)", len(rows), len(samples),
-                                     100 * metrics["parse_rate"], metrics["rejected"] or "none")
+    ctx.log.info(
+        "dataset: %d of %d samples (parse rate %.1f%%; rejected %s)",
+        len(rows),
+        len(samples),
+        100 * metrics["parse_rate"],
+        metrics["rejected"] or "none",
+    )
     return metrics
 
 

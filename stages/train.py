@@ -5,12 +5,12 @@ K>=1: on round K's selected samples)."""
 from scoder.core.stage import Input, Output, Stage, run_stage
 
 STAGE = Stage(
-    name="train", paper="bootstrap", foreach="synthesizers",
-    summary="synthesizer K: LoRA SFT on its samples, M checkpoints with Adam state",
-    section="train", config="scoder.bootstrap.synthesizer:SynthesizerTrainConfig",
+    "train",
+    "synthesizer K: LoRA SFT on its samples, M checkpoints with Adam state",
+    foreach="synthesizers",
+    config="scoder.bootstrap.synthesizer:SynthesizerTrainConfig",
     inputs=(Input("data", "${item.data}", help="synthesis samples (JSONL with snippet, problem, solution)"),),
     outputs=(Output("out_dir", "data/synthesizer/${key}", folder=True),),
-    metrics="metrics/train/${key}.json",
 )
 
 

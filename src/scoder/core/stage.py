@@ -73,20 +73,34 @@ class Option:
 
 @dataclass(frozen=True)
 class Stage:
+    """One DVC stage. Conventions keep declarations short: the params section is the stage's
+    name (when it has a config class), the metrics file is metrics/<name>.json (a foreach
+    stage: metrics/<name>/<key>.json), and the package is the config class's."""
+
     name: str
     summary: str  # one line: what the stage makes (the README table)
-    section: str | None = None  # params section parsed into `config`
-    config: str | None = None  # "module:Class" of that section's dataclass
+    config: str | None = None  # "module:Class" its params section is parsed into
+    section: str | None = None  # params section parsed into `config` (default: the name)
     params: tuple[str, ...] = ()  # further params keys it reads (dotted; may hold ${key})
     inputs: tuple[Input, ...] = ()
     outputs: tuple[Output, ...] = ()
-    metrics: str | None = None  # the per-stage metrics JSON written from the stage function's result
+    metrics: str | None = "auto"  # the per-stage metrics JSON written from the stage function's result
     dvc_metrics: bool = False  # list the metrics file under `metrics:` (only the summary is)
     options: tuple[Option, ...] = ()
     foreach: str | None = None  # params key unrolled with DVC foreach (${key}, ${item.*} in paths)
-    paper: str = "core"  # which package's method it runs (README table)
+    paper: str = ""  # which package's method it runs (README table; default: the config's)
     in_pipeline: bool = True  # False: optional stage, run by hand (not in dvc.yaml)
     script: str = ""  # set by `load_stages`: stages/<file>.py
+
+    def __post_init__(self):
+        if self.config and self.section is None:
+            object.__setattr__(self, "section", self.name)
+        if self.metrics == "auto":
+            object.__setattr__(self, "metrics", f"metrics/{self.name}/${{key}}.json" if self.foreach
+                               else f"metrics/{self.name}.json")
+        if not self.paper:
+            parts = (self.config or "").split(":")[0].split(".")
+            object.__setattr__(self, "paper", parts[1] if len(parts) > 2 else "core")
 
     def declared_params(self) -> tuple[str, ...]:
         return ((self.section,) if self.section else ()) + tuple(self.params)
@@ -145,6 +159,7 @@ class StageContext:
     paths: dict[str, Path]
     options: dict[str, str]
     run: Any = None  # core.tracking.StageRun (log extra metrics / artifacts / tags)
+    log: logging.Logger = field(default_factory=lambda: logging.getLogger("stage"))
     tags: dict[str, str] = field(default_factory=dict)
     partial: bool = False  # set by a stage that did only its share (one feature shard): no metrics yet
 
@@ -278,7 +293,7 @@ def run_stage(stage: Stage, work: Callable[[StageContext], dict | None], argv: l
     log.info("stage '%s': %d thread(s), params %s", name, threads, ", ".join(declared) or "none")
     with stage_run(name, guarded.values(), args.params) as run, _folder_outputs(stage, paths) as staged:
         ctx = StageContext(stage=stage, key=key, name=name, config=config, params=guarded, paths=staged,
-                           options=options, run=run)
+                           options=options, run=run, log=logging.getLogger(name))
         metrics = work(ctx)
         unread = [k for k in declared if k not in guarded.read]
         if unread:
