@@ -8,7 +8,12 @@ import pytest
 import torch
 
 from scoder.models import precision as precision_module
-from scoder.models.precision import PRECISIONS, cpu_has_native_bf16, resolve_precision, torch_dtype
+from scoder.models.precision import (
+    PRECISIONS,
+    cpu_has_native_bf16,
+    resolve_precision,
+    torch_dtype,
+)
 
 AVX2_ONLY = {"architecture": "x86_64", "avx2": True, "avx512_f": False, "avx512_bf16": False, "amx_tile": False}
 AVX512_BF16 = {**AVX2_ONLY, "avx512_f": True, "avx512_bf16": True}

@@ -7,12 +7,10 @@ random Llama for two steps.
 
 import pytest
 import torch
-
 from micro_profile import build_micro_model
+
 from scoder.training import sft
 from scoder.training.sft import TrainConfig, train_sft
-
-pytestmark = pytest.mark.slow
 
 EXAMPLES = [
     {"prompt": [{"role": "user", "content": f"Write a function that adds {i} to x."}],
@@ -56,6 +54,7 @@ def train_and_watch(tmp_path, monkeypatch, model_path, **settings):
     return seen, result
 
 
+@pytest.mark.slow
 def test_fp32_trains_without_autocast_or_checkpointing(tiny_model, tmp_path, monkeypatch):
     seen, result = train_and_watch(tmp_path, monkeypatch, tiny_model, precision="fp32")
     assert set(seen["linear"]) == {(False, torch.float32)}
@@ -64,6 +63,7 @@ def test_fp32_trains_without_autocast_or_checkpointing(tiny_model, tmp_path, mon
     assert result["precision"] == "fp32" and result["gradient_checkpointing"] is False
 
 
+@pytest.mark.slow
 def test_bf16_autocasts_the_training_step(tiny_model, tmp_path, monkeypatch):
     seen, result = train_and_watch(tmp_path, monkeypatch, tiny_model, precision="bf16")
     assert set(seen["linear"]) == {(True, torch.bfloat16)}
@@ -72,6 +72,7 @@ def test_bf16_autocasts_the_training_step(tiny_model, tmp_path, monkeypatch):
     assert result["precision"] == "bf16"
 
 
+@pytest.mark.slow
 def test_gradient_checkpointing_only_when_asked(tiny_model, tmp_path, monkeypatch):
     seen, result = train_and_watch(tmp_path, monkeypatch, tiny_model, precision="fp32", gradient_checkpointing=True)
     assert set(seen["checkpointing"]) == {True}
@@ -80,6 +81,7 @@ def test_gradient_checkpointing_only_when_asked(tiny_model, tmp_path, monkeypatc
     assert result["gradient_checkpointing"] is True
 
 
+@pytest.mark.slow
 def test_a_launcher_asking_for_bf16_does_not_override_fp32(tiny_model, tmp_path, monkeypatch):
     """`accelerate launch --mixed_precision bf16` exports this; params say fp32."""
     monkeypatch.setenv("ACCELERATE_MIXED_PRECISION", "bf16")
@@ -88,6 +90,7 @@ def test_a_launcher_asking_for_bf16_does_not_override_fp32(tiny_model, tmp_path,
     assert result["precision"] == "fp32"
 
 
+@pytest.mark.slow
 def test_auto_trains_in_fp32_on_a_cpu_without_native_bf16(tiny_model, tmp_path, monkeypatch):
     monkeypatch.setattr("scoder.models.precision.cpu_has_native_bf16", lambda: False)
     seen, result = train_and_watch(tmp_path, monkeypatch, tiny_model, precision="auto")
