@@ -27,12 +27,14 @@ def work(ctx):
         log.info("%s: %s", dataset, entry.get("skipped") or f"{entry['tasks']} tasks ({entry['source']})")
     for name, engine in engines.items():
         llm = load_llm(engine)
+        meta["models"][name]["precision"] = getattr(llm, "precision", "n/a")
         for dataset, bench in prepared.items():
             log.info("%s model on %s: generating %d x %d", name, dataset, len(bench.problems), config.sampling.n)
             metrics[dataset][name] = evaluate_llm(llm, name, bench, config)
             log.info("%s on %s: %s", name, dataset, metrics[dataset][name])
         del llm
-    return {**metrics, "meta": meta}
+    precisions = {m["precision"] for m in meta["models"].values()}
+    return {**metrics, "meta": meta, "precision": precisions.pop() if len(precisions) == 1 else sorted(precisions)}
 
 
 if __name__ == "__main__":

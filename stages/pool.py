@@ -24,7 +24,11 @@ def work(ctx):
         from scoder.bootstrap.pool.quality import quality_scores
         from scoder.models.llm import LLMConfig, load_llm
 
-        llm = load_llm(LLMConfig(model=config.quality.model, batch_size=config.quality.batch_size))
+        llm = load_llm(
+            LLMConfig(
+                model=config.quality.model, batch_size=config.quality.batch_size, precision=config.quality.precision
+            )
+        )
         scorer = lambda snippets: quality_scores(  # noqa: E731
             llm, snippets, config.quality.max_code_chars, config.quality.batch_size
         )

@@ -6,7 +6,7 @@ from scoder.core.stage import Input, Output, Stage, run_stage
 STAGE = Stage(
     "semantic_dedup",
     "the synthesized dataset without semantic near-duplicates",
-    config="scoder.kspecialist.specialists:DedupConfig",
+    config="scoder.kspecialist.specialists:SemanticDedupConfig",
     inputs=(Input("data", "data/synthesize/dataset.jsonl", help="instruction dataset (JSON or JSONL)"),),
     outputs=(Output("out_dir", "data/semantic_dedup", folder=True),),
 )

@@ -78,11 +78,11 @@ def micro_params(params: dict, model: str, teacher_url: str) -> None:
     params["score"].update(execution="aspect", max_chars=400, chunk_size=2)
     params["synthesize"].update(synthesizer="1", size=4, execution="annotate", guided_problem_tokens=12, chunk_size=2)
     params["synthesize"]["sampling"].update(max_tokens=32, temperature=1.0)  # seeded: some answers close the fence
-    params["scoder_train"].update(**llm)
+    params["scoder_train"]["train"].update(**llm)
     params["scoder_train"]["phase2"].update(epochs=1)
     params["evaluate"].update(limit=2, datasets=["humaneval"])
     params["evaluate"]["sampling"].update(max_tokens=24)
-    params["specialists"].update(**llm, epochs=1)
+    params["specialists"]["train"].update(**llm, epochs=1)
     params["specialist_evaluate"].update(limit=1, passes=[{"k": 1, "n": 1, "temperature": 0.2}])
     params["specialist_evaluate"]["sampling"].update(max_tokens=16)
 

@@ -192,7 +192,7 @@ def test_synthesis_records_without_a_snippet_name_the_record():
 
 @pytest.mark.parametrize("section,value,message", [
     ("pool", {"dedup": {"threshhold": 0.5}}, "threshhold"),
-    ("specialists", {"lora": "r8"}, "specialists.lora' must be a mapping"),
+    ("specialists", {"train": {"lora": "r8"}}, "specialists.train.lora' must be a mapping"),
     ("dataset_metrics", {"datasets": ["a.jsonl"]}, "dataset_metrics.datasets' must be a mapping"),
 ])
 def test_params_typos_and_wrong_shapes_are_errors(section, value, message):

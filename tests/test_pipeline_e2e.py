@@ -56,7 +56,7 @@ def tiny(params):
     params["scoder_train"]["phase2"].update(epochs=1)
     params["evaluate"].update(limit=2)
     params["evaluate"]["sampling"].update(max_tokens=48)
-    params["specialists"].update(epochs=1)
+    params["specialists"]["train"].update(epochs=1)
     params["specialist_evaluate"]["sampling"].update(max_tokens=32)
 
 

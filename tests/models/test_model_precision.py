@@ -160,13 +160,14 @@ def test_the_openai_backend_says_precision_does_not_apply():
 
 # --- gradient features -------------------------------------------------------------------
 
-def test_the_deprecated_influence_bf16_flag_means_precision_bf16():
-    from scoder.bootstrap.influence import FeatureConfig
+def test_the_old_influence_bf16_flag_is_an_unknown_key():
+    """One name for one setting: `influence.bf16` was replaced by `influence.precision`."""
+    from scoder.bootstrap.feature_stages import InfluenceConfig
+    from scoder.core.params import from_dict
 
-    assert FeatureConfig(bf16=True).precision == "bf16"
-    assert FeatureConfig(bf16=True) == FeatureConfig(precision="bf16")
-    with pytest.raises(ValueError, match="contradicts"):
-        FeatureConfig(bf16=True, precision="auto")
+    with pytest.raises(ValueError, match="unknown key.*bf16"):
+        from_dict(InfluenceConfig, {"bf16": True}, "influence")
+    assert from_dict(InfluenceConfig, {"precision": "bf16"}, "influence").precision == "bf16"
 
 
 def test_config_sections_reject_an_unknown_precision_when_parsed():

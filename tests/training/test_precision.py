@@ -105,8 +105,8 @@ def test_an_unknown_precision_fails_with_the_params(tmp_path):
 
     with pytest.raises(ValueError, match="train.precision: unknown precision 'fp16'.*fp32, bf16, auto"):
         from_dict(TrainConfig, {"precision": "fp16"}, "train")
-    with pytest.raises(ValueError, match="scoder_train.precision"):
-        from_dict(ScoderTrainConfig, {"precision": "half"}, "scoder_train")
+    with pytest.raises(ValueError, match="params 'scoder_train.train'.*unknown precision 'half'"):
+        from_dict(ScoderTrainConfig, {"train": {"precision": "half"}}, "scoder_train")
     config = TrainConfig(model="no-such-model")
     config.precision = "fp16"
     with pytest.raises(ValueError, match="fp32, bf16, auto"):
@@ -117,8 +117,9 @@ def test_the_config_sections_pass_precision_through():
     from scoder.kspecialist.specialists import SpecialistsConfig
     from scoder.training.sft import PhaseConfig, ScoderTrainConfig
 
-    phase = ScoderTrainConfig(precision="bf16", gradient_checkpointing=True).phase_train_config(PhaseConfig(), "m")
+    phase = ScoderTrainConfig(train=TrainConfig(precision="bf16", gradient_checkpointing=True)).phase_train_config(
+        PhaseConfig(), "m")
     assert (phase.precision, phase.gradient_checkpointing) == ("bf16", True)
-    specialist = SpecialistsConfig(precision="auto", gradient_checkpointing=True).train_config()
+    specialist = SpecialistsConfig(train=TrainConfig(precision="auto", gradient_checkpointing=True)).train_config()
     assert (specialist.precision, specialist.gradient_checkpointing) == ("auto", True)
     assert (TrainConfig().precision, TrainConfig().gradient_checkpointing) == ("fp32", False)

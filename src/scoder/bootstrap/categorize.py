@@ -127,7 +127,8 @@ def categorize_snippets(snippets: list[dict], config: CategorizeConfig, seed: in
         from scoder.bootstrap.pool.quality import quality_scores
         from scoder.models.llm import LLMConfig, load_llm
 
-        llm = load_llm(LLMConfig(model=config.quality.model, batch_size=config.quality.batch_size))
+        llm = load_llm(LLMConfig(model=config.quality.model, batch_size=config.quality.batch_size,
+                                   precision=config.quality.precision))
 
         def accept(indices: list[int]) -> list[bool]:
             batch = [snippets[i] for i in indices]

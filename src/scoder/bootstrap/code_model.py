@@ -25,11 +25,11 @@ def train_code_model(data: Path, config: ScoderTrainConfig, out_dir: Path) -> di
     if config.phase1.data:
         phases["phase1"] = instruction_examples(load_instruction_records(config.phase1.data), config.phase1.instruction_fields,
                                                 config.phase1.response_fields, config.phase1.data, config.phase1.max_examples)
-    log.info("fine-tuning %s (%s): phase 1 %s, phase 2 %d synthesized examples", config.model, config.method,
+    log.info("fine-tuning %s (%s): phase 1 %s, phase 2 %d synthesized examples", config.train.model, config.train.method,
              f"{len(phases['phase1'])} examples from {config.phase1.data}" if "phase1" in phases else "skipped (no data)",
              len(phases["phase2"]))
     result = train_two_phase(phases, config, out_dir)
     if is_main_process():
         (Path(out_dir) / "model.json").write_text(json.dumps(result["final"], indent=2) + "\n", encoding="utf-8")
     log.info("fine-tuned model: %s", result["final"])
-    return {"model": config.model, "method": config.method, **result["phases"]}
+    return {"model": config.train.model, "method": config.train.method, **result["phases"]}

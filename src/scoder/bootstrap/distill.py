@@ -167,6 +167,7 @@ def synthesize_samples(
     ok = sum(r["parse_ok"] for r in records)
     metrics = {
         "samples": n,
+        "precision": getattr(llm, "precision", "n/a"),  # the model's weights as resolved (n/a: an API)
         "parse_ok": ok,
         "parse_rate": round(ok / n, 6) if n else 0.0,
         "reasons": dict(sorted(reasons.items())),

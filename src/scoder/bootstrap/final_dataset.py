@@ -81,6 +81,7 @@ def synthesize_dataset(synthesizer: dict, snippets: Sequence[dict], config: Synt
         rows.append(row)
     exec_ok = sum(bool(s.get("exec_ok")) for s in parsed)
     metrics = {
+        "precision": gen_metrics["precision"],
         "synthesizer": synthesizer["key"],
         "checkpoint": last.rsplit("/", 1)[-1],
         "snippets": len(snippets),

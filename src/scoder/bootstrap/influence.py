@@ -54,15 +54,8 @@ class FeatureConfig:
     # fp32 | bf16 (autocast of the forward/backward; weights, gradients and projection stay fp32)
     # | auto (bf16 where the device has it natively, see scoder.models.precision)
     precision: str = "fp32"
-    bf16: bool = False  # deprecated alias of precision: bf16, for params files that still set it
 
     def __post_init__(self):
-        if self.bf16:
-            if self.precision not in ("fp32", "bf16"):
-                raise ValueError(f"influence: bf16: true (the deprecated alias of precision: bf16) contradicts "
-                                 f"precision: {self.precision}; set precision alone")
-            log.warning("influence.bf16 is deprecated: write precision: bf16")
-            self.precision, self.bf16 = "bf16", False
         check_precision(self.precision, "influence.precision")
 
 

@@ -88,6 +88,7 @@ def sample_candidates(synthesizer: dict, snippets: Sequence[dict], config: Sampl
     records: list[dict] = []
     per_checkpoint: dict[str, dict] = {}
     usage = {"calls": 0, "prompt_tokens": 0, "completion_tokens": 0}
+    per_checkpoint_precision: list[str] = []
     for index, adapter in plan:
         llm = load_llm(finetuned_engine(config.engine, synthesizer["base_model"], synthesizer.get("method", "lora"), adapter))
         distill_config = replace(config, sampling=replace(config.sampling, n=n, seed=config.sampling.seed + 1000 * index))
@@ -99,9 +100,11 @@ def sample_candidates(synthesizer: dict, snippets: Sequence[dict], config: Sampl
         per_checkpoint[str(index)] = {k: metrics[k] for k in ("samples", "parse_ok", "parse_rate", "reasons", "code_compiles", "tokens_out", "cached_samples")}
         for k in usage:
             usage[k] += getattr(llm, "usage", {}).get(k, 0)
+        per_checkpoint_precision.append(metrics["precision"])
         del llm
     ok = sum(r["parse_ok"] for r in records)
     metrics = {
+        "precision": per_checkpoint_precision[0] if len(set(per_checkpoint_precision)) == 1 else per_checkpoint_precision,
         "round": round_key,
         "snippets": len(snippets),
         "checkpoints_used": len(plan),

@@ -153,7 +153,8 @@ def score_candidates(llm: LLM, candidates: Sequence[dict], config: ScoreConfig) 
         record["score"] = round(value, 6)
 
     best = pick_best(scored, config.execution == "filter")
-    return scored, best, score_metrics(scored, best, config)
+    # the scorer's weights as resolved (n/a: an API)
+    return scored, best, {"precision": getattr(llm, "precision", "n/a"), **score_metrics(scored, best, config)}
 
 
 def pick_best(scored: Sequence[dict], require_exec_ok: bool) -> list[dict]:

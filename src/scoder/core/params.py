@@ -61,7 +61,12 @@ def from_dict(cls: type[T], data: dict[str, Any] | None, where: str = "") -> T:
                 raise ValueError(f"params '{where}.{name}' must be a list, got {value!r}")
             value = [from_dict(typing.get_args(tp)[0], item, f"{where}.{name}[{i}]") for i, item in enumerate(value)]
         kwargs[name] = value
-    return cls(**kwargs)
+    try:
+        return cls(**kwargs)
+    except ValueError as exc:  # a config's own check (__post_init__): say which section
+        if where and str(exc).startswith(f"params '{where}"):
+            raise
+        raise ValueError(f"params '{where or cls.__name__}': {exc}") from None
 
 
 def to_dict(obj: Any) -> dict[str, Any]:

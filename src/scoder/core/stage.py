@@ -180,7 +180,8 @@ def set_threads() -> int:
     else the CPUs this process may use) for every OpenMP/BLAS pool, and idle threads that sleep
     instead of spinning. The count decides floating-point reduction order, so it is tagged on
     the stage's MLflow run."""
-    threads = int(os.environ.get("SCODER_THREADS") or len(os.sched_getaffinity(0)))
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    threads = int(os.environ.get("SCODER_THREADS") or usable)
     for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ.setdefault(variable, str(threads))
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")

@@ -129,26 +129,16 @@ class SpecialistsConfig:
     seed: int = 1234
     instruction_fields: list[str] = field(default_factory=lambda: ["instruction"])
     response_fields: list[str] = field(default_factory=lambda: ["response", "output"])
-    # the base model every adapter is trained from and loaded on (seed 002: phi-2, CodeLlama-7B-Python)
-    model: str = "smollm2"
-    lora: LoraSettings = field(default_factory=LoraSettings)
-    learning_rate: float = 2e-4
-    epochs: float = 2.0
-    batch_size: int = 4
-    grad_accum: int = 2
-    max_length: int = 1024
-    warmup_ratio: float = 0.05
-    lr_scheduler: str = "cosine"
-    weight_decay: float = 0.001
-    precision: str = "fp32"  # see scoder.training.sft.TrainConfig
-    gradient_checkpointing: bool = False
+    # the SFT of every adapter (method lora, one checkpoint); its model is the base every
+    # adapter is trained from and loaded on (seed 002: phi-2, CodeLlama-7B-Python)
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(
+        learning_rate=2e-4, epochs=2.0, batch_size=4, grad_accum=2, max_length=1024, warmup_ratio=0.05,
+        lr_scheduler="cosine", weight_decay=0.001, num_checkpoints=1))
 
     def train_config(self) -> TrainConfig:
-        return TrainConfig(model=self.model, method="lora", lora=self.lora, learning_rate=self.learning_rate,
-                           epochs=self.epochs, batch_size=self.batch_size, grad_accum=self.grad_accum,
-                           max_length=self.max_length, warmup_ratio=self.warmup_ratio, lr_scheduler=self.lr_scheduler,
-                           weight_decay=self.weight_decay, num_checkpoints=1, seed=self.seed, precision=self.precision,
-                           gradient_checkpointing=self.gradient_checkpointing)
+        if self.train.method != "lora":
+            raise ValueError(f"specialists.train.method must be lora (one adapter per cluster), got {self.train.method!r}")
+        return replace(self.train, num_checkpoints=1, seed=self.seed)
 
 
 def question_texts(records: Sequence[dict], fields: Sequence[str], source: str) -> list[str]:
@@ -185,7 +175,7 @@ def train_specialists(records: Sequence[dict], config: SpecialistsConfig, out_di
         clusters.append({"cluster": cluster, "size": len(members), "adapter": f"cluster_{cluster}/checkpoint-0",
                          "steps": result["steps"], "train_loss": round(float(result["train_loss"]), 6),
                          "dropped_too_long": result["dropped_too_long"]})
-    manifest = {"k": config.k, "base_model": config.model, "embed_model": config.embed_model, "prompt": config.prompt,
+    manifest = {"k": config.k, "base_model": config.train.model, "embed_model": config.embed_model, "prompt": config.prompt,
                 "clusters": clusters}
     (out_dir / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     (out_dir / "assignments.jsonl").write_text(
@@ -245,7 +235,7 @@ class SpecialistLLM:
 
 
 @dataclass
-class DedupConfig:
+class SemanticDedupConfig:
     """The `semantic_dedup` params section (seed 002 section 2.3)."""
 
     instruction_fields: list[str] = field(default_factory=lambda: ["instruction"])
@@ -257,7 +247,7 @@ class DedupConfig:
     embed_batch_size: int = 64
 
 
-def dedup_records(records: Sequence[dict], config: DedupConfig, source: str,
+def dedup_records(records: Sequence[dict], config: SemanticDedupConfig, source: str,
                   embed: Callable[[list[str]], np.ndarray] | None = None) -> tuple[list[dict], list[dict]]:
     """(kept records, one {id, duplicate_of} row per dropped record). The embedded text is the
     question and the response together: two records asking the same thing with different code

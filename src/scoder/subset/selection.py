@@ -27,6 +27,7 @@ class SelectConfig:
     model: str = "minilm"  # sentence-transformers model for features (paper: all-mpnet-base-v2)
     lm: str = "smollm2"  # language model for ppl / ifd
     lm_batch_size: int = 4
+    lm_precision: str = "fp32"  # of the ppl / ifd model's weights: fp32 | bf16 | auto
     seed: int = 0
     feature_cache: str = ".cache/scoder/features"
     parametric: ParametricConfig = field(default_factory=ParametricConfig)
@@ -56,7 +57,7 @@ def select_records(records: list[dict], config: SelectConfig) -> tuple[list[dict
     else:
         from scoder.models.llm import LLMConfig, load_llm
 
-        llm = load_llm(LLMConfig(model=config.lm, use_cache=False))
+        llm = load_llm(LLMConfig(model=config.lm, use_cache=False, precision=config.lm_precision))
         responses = [instruction_text(r, config.response_fields) for r in records]
         conditioned, unconditioned = response_losses(llm, texts, responses, config.lm_batch_size)
         if config.method == "ifd":

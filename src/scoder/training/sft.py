@@ -22,7 +22,7 @@ import logging
 import math
 import os
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -387,32 +387,15 @@ class PhaseConfig:
 class ScoderTrainConfig:
     """Two-phase SFT of the code model (SCoder section 4.1): phase 1 on a general code
     instruction set (paper: evol-codealpaca-v1, 2 epochs, 5e-5), phase 2 on the synthesized
-    data (3 epochs, 1e-5); linear schedule, warmup 0.05."""
+    data (3 epochs, 1e-5); linear schedule, warmup 0.05. `train` holds the SFT settings of
+    both phases; each phase sets its own epochs and learning rate, one checkpoint each."""
 
-    model: str = "smollm2"  # paper: deepseek-ai/deepseek-coder-6.7b-base
-    method: str = "lora"  # lora | full
-    lora: LoraSettings = field(default_factory=LoraSettings)
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(max_length=1024, warmup_ratio=0.05, num_checkpoints=1))
     phase1: PhaseConfig = field(default_factory=lambda: PhaseConfig(epochs=2.0, learning_rate=5e-5))
     phase2: PhaseConfig = field(default_factory=lambda: PhaseConfig(epochs=3.0, learning_rate=1e-5))
-    batch_size: int = 2
-    grad_accum: int = 1
-    max_length: int = 1024
-    warmup_ratio: float = 0.05
-    lr_scheduler: str = "linear"
-    weight_decay: float = 0.0
-    seed: int = 1234
-    precision: str = "fp32"  # see TrainConfig
-    gradient_checkpointing: bool = False
-
-    def __post_init__(self):
-        check_precision(self.precision, "scoder_train.precision")
 
     def phase_train_config(self, phase: PhaseConfig, model: str) -> TrainConfig:
-        return TrainConfig(model=model, method=self.method, lora=self.lora, learning_rate=phase.learning_rate,
-                           epochs=phase.epochs, batch_size=self.batch_size, grad_accum=self.grad_accum,
-                           max_length=self.max_length, warmup_ratio=self.warmup_ratio, lr_scheduler=self.lr_scheduler,
-                           weight_decay=self.weight_decay, num_checkpoints=1, seed=self.seed, precision=self.precision,
-                           gradient_checkpointing=self.gradient_checkpointing)
+        return replace(self.train, model=model, learning_rate=phase.learning_rate, epochs=phase.epochs, num_checkpoints=1)
 
 
 def train_two_phase(phase_data: dict[str, list[dict]], config: ScoderTrainConfig, out_dir: str | Path) -> dict:
@@ -421,7 +404,7 @@ def train_two_phase(phase_data: dict[str, list[dict]], config: ScoderTrainConfig
     checkpoint folders and returns per-phase metrics plus what the final model is."""
     out_dir = Path(out_dir)
     metrics: dict = {}
-    model, adapter = config.model, None
+    model, adapter = config.train.model, None
     for name in ("phase1", "phase2"):
         examples = phase_data.get(name) or []
         if not examples:
@@ -434,7 +417,7 @@ def train_two_phase(phase_data: dict[str, list[dict]], config: ScoderTrainConfig
                  model, f" + adapter {adapter}" if adapter else "")
         result = train_sft(examples, config.phase_train_config(phase, model), out_dir / name, init_adapter=adapter)
         last, final_folder = str(out_dir / name / "checkpoint-0"), f"{name}/checkpoint-0"
-        if config.method == "full":
+        if config.train.method == "full":
             model = last
         else:
             adapter = last
@@ -442,7 +425,7 @@ def train_two_phase(phase_data: dict[str, list[dict]], config: ScoderTrainConfig
                          "steps": result["steps"], "train_loss": round(result["train_loss"], 6),
                          "epochs": phase.epochs, "learning_rate": phase.learning_rate, "precision": result["precision"]}
     # paths relative to out_dir (the stage writes into a scratch folder renamed at the end)
-    final = {"base_model": config.model, "method": config.method,
-             "model": final_folder if config.method == "full" else config.model,
-             "adapter": final_folder if config.method == "lora" else None}
+    final = {"base_model": config.train.model, "method": config.train.method,
+             "model": final_folder if config.train.method == "full" else config.train.model,
+             "adapter": final_folder if config.train.method == "lora" else None}
     return {"phases": metrics, "final": final}

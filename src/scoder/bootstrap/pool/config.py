@@ -44,6 +44,7 @@ class QualityConfig:
     threshold: float = 0.5  # keep when P(yes) / (P(yes) + P(no)) >= threshold
     batch_size: int = 8
     max_code_chars: int = 2000
+    precision: str = "fp32"  # of the classifier's weights: fp32 | bf16 | auto (scoder.models.precision)
 
 
 @dataclass

@@ -112,7 +112,7 @@ def test_two_phases_train_one_adapter_on(tmp_path, shared_data):
     synthesized = [{"prompt": [{"role": "user", "content": f"Write a function that adds {i}."}],
                     "completion": [{"role": "assistant", "content": f"def add(x):\n    return x + {i}"}]} for i in range(2)]
     config = ScoderTrainConfig(phase1=PhaseConfig(epochs=1, learning_rate=1e-3), phase2=PhaseConfig(epochs=1, learning_rate=1e-3),
-                               max_length=256)
+                               train=TrainConfig(max_length=256, warmup_ratio=0.05))
     result = train_two_phase({"phase1": general, "phase2": synthesized}, config, tmp_path)
     assert result["final"] == {"base_model": "smollm2", "method": "lora", "model": "smollm2", "adapter": "phase2/checkpoint-0"}
     assert result["phases"]["phase1"]["examples"] + result["phases"]["phase1"]["dropped_too_long"] == 2

@@ -18,7 +18,7 @@ def test_default_params_and_paper_profile_pass_the_dry_run(repo_root, capsys):
     paper = load_profile(repo_root / "params.yaml", repo_root / "configs/paper.yaml")
     models = check_params(paper)
     assert models["train.model"] == "Qwen/Qwen2.5-Coder-7B-Instruct"
-    assert models["scoder_train.model"] == "deepseek-ai/deepseek-coder-6.7b-base"
+    assert models["scoder_train.train.model"] == "deepseek-ai/deepseek-coder-6.7b-base"
     assert models["distill.teacher.model"] == "gpt-4o-2024-08-06 @ https://api.openai.com/v1"
     assert paper["train"]["num_checkpoints"] == 5 and paper["sample"]["sampling"]["n"] == 3
     assert paper["sample"]["sampling"]["temperature"] == 0.2
@@ -46,7 +46,7 @@ def test_apply_writes_a_params_file_that_checks(repo_root, tmp_path):
     out = tmp_path / "params.yaml"
     assert main(["params", "apply", str(repo_root / "configs/paper.yaml"), "--params", str(repo_root / "params.yaml"), "-o", str(out)]) == 0
     written = yaml.safe_load(out.read_text())
-    assert written["specialists"]["k"] == 5 and written["scoder_train"]["method"] == "full"
+    assert written["specialists"]["k"] == 5 and written["scoder_train"]["train"]["method"] == "full"
     check_params(written)
     unknown = tmp_path / "unknown.yaml"
     unknown.write_text("trian: {epochs: 1}\n")

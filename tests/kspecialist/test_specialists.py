@@ -80,12 +80,12 @@ def trained_specialists(tmp_path_factory):
     """Two clusters (string tasks, number tasks), each adapter trained hard on different answers
     so that the wrong adapter visibly changes a greedy answer."""
     from scoder.kspecialist.specialists import SpecialistsConfig, train_specialists
-    from scoder.training.sft import LoraSettings
+    from scoder.training.sft import LoraSettings, TrainConfig
 
     records = [{"id": f"{topic}-{i}", "instruction": q, "response": f"ANSWER-{topic.upper()}: {topic} {topic} {topic}"}
                for topic, questions in TOPICS.items() for i, q in enumerate(questions)]
-    config = SpecialistsConfig(k=2, learning_rate=1e-2, epochs=4, batch_size=1, grad_accum=1, max_length=128,
-                               lora=LoraSettings(r=4, alpha=8), warmup_ratio=0.0)
+    config = SpecialistsConfig(k=2, train=TrainConfig(learning_rate=1e-2, epochs=4, batch_size=1, grad_accum=1, max_length=128,
+                                                      lora=LoraSettings(r=4, alpha=8), warmup_ratio=0.0))
     folder = tmp_path_factory.mktemp("specialists")
     manifest = train_specialists(records, config, folder, "topics")
     return folder, manifest
