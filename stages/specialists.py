@@ -18,7 +18,7 @@ def work(ctx):
 
     config = ctx.config
     records = read_records(ctx.path("data"))
-    ctx.log.info("K=%d specialists of %s on %d records", config.k, config.model, len(records))
+    ctx.log.info("K=%d specialists of %s on %d records", config.k, config.train.model, len(records))
     manifest = train_specialists(records, config, ctx.path("out_dir"), str(ctx.path("data")))
     sizes = [c["size"] for c in manifest["clusters"]]
     ctx.log.info("cluster sizes %s", sizes)
