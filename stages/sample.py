@@ -20,7 +20,8 @@ STAGE = Stage(
 
 def work(ctx):
     from scoder.bootstrap.manifest import read_synthesizer
-    from scoder.bootstrap.sample import round_snippets, round_specs, sample_candidates
+    from scoder.bootstrap.rounds import round_snippets, round_specs
+    from scoder.bootstrap.sample import sample_candidates
     from scoder.core.io import read_jsonl, write_jsonl
 
     config = ctx.config

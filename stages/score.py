@@ -21,7 +21,9 @@ def work(ctx):
     from scoder.core.io import read_jsonl, write_jsonl
     from scoder.models.llm import load_llm
 
-    config, log = ctx.config, ctx.log
+    from dataclasses import replace
+
+    config, log = replace(ctx.config, weights_file=str(ctx.path("weights"))), ctx.log
     candidates = read_jsonl(ctx.path("candidates"))
     log.info(
         "scoring %d candidates of round %s with %s (%s, mode %s, aggregate %s, execution %s)",

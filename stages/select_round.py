@@ -18,7 +18,7 @@ STAGE = Stage(
 
 def work(ctx):
     from scoder.bootstrap.influence_select import select_round
-    from scoder.bootstrap.sample import round_specs
+    from scoder.bootstrap.rounds import round_specs
     from scoder.core.io import read_jsonl, write_jsonl
 
     size = round_specs({ctx.key: ctx.param(f"rounds.{ctx.key}")})[ctx.key].select

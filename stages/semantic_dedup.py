@@ -6,7 +6,7 @@ from scoder.core.stage import Input, Output, Stage, run_stage
 STAGE = Stage(
     "semantic_dedup",
     "the synthesized dataset without semantic near-duplicates",
-    config="scoder.kspecialist.specialists:SemanticDedupConfig",
+    config="scoder.kspecialist.dedup:SemanticDedupConfig",
     inputs=(Input("data", "data/synthesize/dataset.jsonl", help="instruction dataset (JSON or JSONL)"),),
     outputs=(Output("out_dir", "data/semantic_dedup", folder=True),),
 )
@@ -14,7 +14,7 @@ STAGE = Stage(
 
 def work(ctx):
     from scoder.core.io import read_records, write_jsonl
-    from scoder.kspecialist.specialists import dedup_records
+    from scoder.kspecialist.dedup import dedup_records
 
     config = ctx.config
     records = read_records(ctx.path("data"))

@@ -20,7 +20,7 @@ STAGE = Stage(
 def work(ctx):
     from scoder.bootstrap.final_dataset import final_snippets, synthesize_dataset
     from scoder.bootstrap.manifest import read_synthesizer
-    from scoder.bootstrap.sample import round_specs
+    from scoder.bootstrap.rounds import round_specs
     from scoder.core.io import read_jsonl, write_jsonl
 
     config, out = ctx.config, ctx.path("out_dir")

@@ -7,7 +7,7 @@ import pytest
 
 import scoder.bootstrap.final_dataset as synthesize_module
 from scoder.models.llm.base import Completion
-from scoder.bootstrap.sample import RoundSpec, round_snippets
+from scoder.bootstrap.rounds import RoundSpec, round_snippets
 from scoder.bootstrap.final_dataset import SynthesizeConfig, final_snippets, synthesize_dataset
 
 

@@ -5,6 +5,7 @@ module lists exactly the stages whose closure holds it."""
 
 from __future__ import annotations
 
+import ast
 import json
 import modulefinder
 import shutil
@@ -121,3 +122,35 @@ def test_dvc_status_after_touching_each_module_lists_exactly_the_stages_that_imp
                    if any(module in (c.get("changed deps") or {}) for c in changes if isinstance(c, dict))}
         assert changed == closure.get(module, set()), module
         assert set(status) == changed, module  # nothing else changed
+
+
+def _docstrings(tree: ast.AST) -> set[int]:
+    ids = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and node.body:
+            first = node.body[0]
+            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant):
+                ids.add(id(first.value))
+    return ids
+
+
+def test_package_files_run_by_path_are_imported_so_their_stages_depend_on_them(repo_root):
+    """A module that runs another package file as a script (`python -I sandbox_runner.py`)
+    must import it, or the file is in no stage's closure and DVC never reruns for it."""
+    src = repo_root / "src" / "scoder"
+    files = {p.name for p in src.rglob("*.py")}
+    named = []
+    for path in src.rglob("*.py"):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        skip = _docstrings(tree)
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in skip:
+                if node.value.endswith(".py") and Path(node.value).name in files - {"__init__.py"}:
+                    named.append(f"{path.relative_to(repo_root)}: {node.value!r}")
+    assert named == []
+    stages = yaml.safe_load((repo_root / "dvc.yaml").read_text())["stages"]
+    for stage in ("score", "synthesize", "evaluate", "specialist_evaluate"):
+        body = stages[stage].get("do", stages[stage])
+        assert "src/scoder/execution/sandbox_runner.py" in body["deps"], stage
+    for stage in ("evaluate", "specialist_evaluate"):
+        assert "src/scoder/execution/evalplus_runner.py" in stages[stage]["deps"], stage

@@ -5,7 +5,8 @@ import json
 import numpy as np
 import pytest
 
-from scoder.kspecialist.specialists import Router, fit_clusters, semantic_dedup
+from scoder.kspecialist.dedup import semantic_dedup
+from scoder.kspecialist.specialists import Router, fit_clusters
 
 
 def brute_force_dedup(e, threshold):

@@ -18,7 +18,7 @@ from scoder.bootstrap.distill import GenerationConfig, synthesize_samples
 from scoder.bootstrap.manifest import check_engine_model
 from scoder.models.finetuned import finetuned_engine
 from scoder.models.llm.base import LLMConfig, SamplingParams, load_llm
-from scoder.bootstrap.sample import RoundSpec, seeded_order
+from scoder.bootstrap.rounds import RoundSpec, seeded_order
 from scoder.execution.sandbox import SandboxConfig
 
 log = logging.getLogger(__name__)

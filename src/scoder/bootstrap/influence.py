@@ -292,17 +292,20 @@ def compute_features(model, tokenizer, examples: Sequence[dict], config: Feature
 
 
 def features_fingerprint(model, examples: Sequence[dict], config: FeatureConfig, adam_aware: bool) -> str:
-    """What a shard's content depends on: the feature settings, the examples (in order) and the
-    reference model's trainable weights. Shards with another fingerprint are never reused.
-    The precision enters as it resolved on this device (an `auto` run on another CPU may differ),
-    in the place of the former `bf16` flag, so shards of unchanged settings stay valid."""
+    """What a shard's content depends on: the feature settings, the examples (in order), the
+    reference model's trainable weights and the code computing them (this module: DVC reruns
+    the stage when it changes, and shards of the old code must not come back). Shards with
+    another fingerprint are never reused. The precision enters as it resolved on this device
+    (an `auto` run on another CPU may differ)."""
     import hashlib
     from dataclasses import asdict
 
     settings = asdict(config)
     device = next(model.parameters()).device
-    settings["bf16"] = resolve_precision(settings.pop("precision"), device.type) == "bf16"
-    digest = hashlib.sha256(json.dumps({"config": settings, "adam_aware": adam_aware}, sort_keys=True).encode())
+    settings["precision"] = resolve_precision(settings["precision"], device.type)
+    code = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()
+    digest = hashlib.sha256(json.dumps({"config": settings, "adam_aware": adam_aware, "code": code},
+                                       sort_keys=True).encode())
     digest.update(json.dumps(list(examples), sort_keys=True, default=str).encode())
     for name, parameter in trainable_parameters(model):
         digest.update(name.encode())

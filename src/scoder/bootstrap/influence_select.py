@@ -11,7 +11,7 @@ from typing import Sequence
 
 import numpy as np
 
-from scoder.bootstrap.scoring import distribution
+from scoder.core.stats import distribution
 
 METHODS = {"influence": "influence", "score_only": "score", "ppl_low": "reference_loss", "ppl_high": "reference_loss", "random": None}
 

@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from typing import Sequence
 
 import numpy as np
+
+from scoder.core.stats import distribution
 from tqdm import tqdm
 
 from scoder.models.llm.base import LLM, LLMConfig, SamplingParams
@@ -166,16 +168,6 @@ def pick_best(scored: Sequence[dict], require_exec_ok: bool) -> list[dict]:
         groups[record["snippet_id"]].append(record)
     best = [max(group, key=lambda r: (r["score"], -r.get("checkpoint", 0), -r["sample_idx"])) for group in groups.values()]
     return sorted(best, key=lambda r: r["snippet_id"])
-
-
-def distribution(values: Sequence[float]) -> dict:
-    """count, mean and quartiles of a list of numbers (metrics of scores and influences)."""
-    if not values:
-        return {"count": 0}
-    a = np.asarray(values, dtype=float)
-    q = np.percentile(a, [0, 25, 50, 75, 100])
-    return {"count": len(values), "mean": round(float(a.mean()), 4), "min": round(float(q[0]), 4), "p25": round(float(q[1]), 4),
-            "median": round(float(q[2]), 4), "p75": round(float(q[3]), 4), "max": round(float(q[4]), 4)}
 
 
 def score_metrics(scored: Sequence[dict], best: Sequence[dict], config: ScoreConfig) -> dict:

@@ -84,11 +84,25 @@ def import_closure(script: str | Path, src: str | Path = "src") -> list[str]:
         todo.extend(".".join(parts[:i]) for i in range(1, len(parts)))  # parent packages run on import
         todo.extend(_imported_modules(file, name))
     files = set(seen.values())
+    visible = _git_visible(src)
     for name, file in seen.items():
         if file.name == "__init__.py":  # package data beside a package's modules (prompt templates)
             files.update(p for p in file.parent.iterdir()
-                         if p.is_file() and p.suffix not in (".py", ".pyc") and not p.name.startswith("."))
+                         if p.is_file() and p.suffix not in (".py", ".pyc") and not p.name.startswith(".")
+                         and (visible is None or p.resolve() in visible))
     return sorted(f.relative_to(src.parent).as_posix() for f in files)
+
+
+def _git_visible(folder: Path) -> set[Path] | None:
+    """Files git tracks or would add under `folder` (not ignored ones such as editor backups);
+    None outside a git checkout."""
+    import subprocess
+
+    out = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard", "."], cwd=folder,
+                         capture_output=True, text=True)
+    if out.returncode != 0:
+        return None
+    return {(folder / line).resolve() for line in out.stdout.splitlines() if line}
 
 
 def _dvc_stage(stage: Stage, root: Path) -> dict:
@@ -118,44 +132,86 @@ def _dvc_stage(stage: Stage, root: Path) -> dict:
     return body
 
 
-def pipeline_order(stages: list[Stage]) -> list[Stage]:
+def pipeline_order(stages: list[Stage], params: dict | None = None) -> list[Stage]:
     """Producers before consumers (an input inside or equal to another stage's output), ties
-    by name. Edges between two foreach stages are ignored: the rounds feed each other (train@K
-    learns from select@K, sample@R uses train@K), which is a cycle only before unrolling."""
+    by name; a cycle is an error. Foreach stages are unrolled over their params items, so the
+    rounds (train@0 -> sample@1 -> ... -> select@1 -> train@1 -> sample@2) form a chain; a stage
+    is placed where its first item comes. Paths are resolved against `params` where they can be
+    (`${section.key}`, `${key}`, `${item.*}`); what stays unknown matches anything."""
     import fnmatch
 
-    def pattern(path: str) -> str:
-        return TEMPLATE.sub("*", path)
+    def lookup(name: str):
+        found: object = params
+        for part in name.split("."):
+            found = found.get(part) if isinstance(found, dict) else None
+        return found
 
-    def needs(consumer: Stage, producer: Stage) -> bool:
-        if consumer.foreach and producer.foreach:
-            return False
-        outs = [pattern(o.path) for o in producer.outputs] + ([pattern(producer.metrics)] if producer.metrics else [])
-        for item in consumer.inputs:
-            path = pattern(item.path)
+    def patterns(stage: Stage, path: str) -> list[str]:
+        items = lookup(stage.foreach) if stage.foreach and params else None
+        contexts = list(items.items()) if isinstance(items, dict) else [(None, None)]
+        out = []
+        for key, item in contexts:
+            def value(match, key=key, item=item) -> str:
+                name = match.group(1)
+                if name == "key":
+                    return str(key) if key is not None else "*"
+                if name.startswith("item."):
+                    found = item.get(name[5:]) if isinstance(item, dict) else None
+                    return found if isinstance(found, str) else "*"
+                found = lookup(name) if params else None
+                return found if isinstance(found, str) else "*"
+            out.append(TEMPLATE.sub(value, path))
+        return out
+
+    # one node per unrolled stage (stage, item key): rounds form a chain once unrolled
+    nodes = []
+    for stage in sorted((s for s in stages if s.in_pipeline), key=lambda s: s.name):
+        items = lookup(stage.foreach) if stage.foreach and params else None
+        for key in (list(items) if isinstance(items, dict) else [None]):
+            nodes.append((stage, key))
+
+    def resolved(stage: Stage, key, path: str) -> str:
+        return [p for k, p in patterns_by_key(stage, path) if k == key][0]
+
+    def patterns_by_key(stage: Stage, path: str):
+        items = lookup(stage.foreach) if stage.foreach and params else None
+        keys = list(items) if isinstance(items, dict) else [None]
+        return list(zip(keys, patterns(stage, path)))
+
+    def needs(consumer, producer) -> bool:
+        (c, ck), (p, pk) = consumer, producer
+        outs = [resolved(p, pk, o.path) for o in p.outputs] + ([resolved(p, pk, p.metrics)] if p.metrics else [])
+        for item in c.inputs:
+            path = resolved(c, ck, item.path)
             for out in outs:
                 if fnmatch.fnmatch(path, out) or fnmatch.fnmatch(path, out + "/*") or fnmatch.fnmatch(out, path + "/*"):
                     return True
         return False
 
-    remaining = sorted((s for s in stages if s.in_pipeline), key=lambda s: s.name)
-    ordered: list[Stage] = []
+    remaining = list(nodes)
+    order: list = []
     while remaining:
-        ready = [s for s in remaining if not any(needs(s, p) for p in remaining if p is not s)] or remaining[:1]
-        ordered.append(ready[0])
+        ready = [n for n in remaining if not any(needs(n, m) for m in remaining if m is not n)]
+        if not ready:
+            raise ValueError(f"the stages {sorted({n[0].name for n in remaining})} depend on each other's outputs (a cycle)")
+        order.append(ready[0])
         remaining.remove(ready[0])
+    ordered: list[Stage] = []
+    for stage, _ in order:  # a stage where its first item comes
+        if stage not in ordered:
+            ordered.append(stage)
     return ordered
 
 
-def dvc_yaml(stages: list[Stage], root: str | Path = ".") -> str:
+def dvc_yaml(stages: list[Stage], root: str | Path = ".", params: dict | None = None) -> str:
     """`stages` with script paths relative to the repository `root`."""
-    body = {"stages": {s.name: _dvc_stage(s, Path(root)) for s in pipeline_order(stages)}, "plots": PLOTS}
+    body = {"stages": {s.name: _dvc_stage(s, Path(root)) for s in pipeline_order(stages, params)}, "plots": PLOTS}
     return HEADER + yaml.safe_dump(body, sort_keys=False, width=120, default_flow_style=False)
 
 
-def stage_table(stages: Iterable[Stage]) -> str:
+def stage_table(stages: Iterable[Stage], params: dict | None = None) -> str:
     rows = ["| stage | package | what it makes | params | outputs |", "|---|---|---|---|---|"]
-    for s in pipeline_order(list(stages)):
+    for s in pipeline_order(list(stages), params):
         name = f"`{s.name}@<key>` (one per `{s.foreach}` key)" if s.foreach else f"`{s.name}`"
         params = ", ".join(f"`{p}`" for p in s.declared_params()) or "-"
         outs = ", ".join(f"`{o.path}`" for o in s.outputs if o.cache) or (f"`{s.metrics}`" if s.metrics else "-")
@@ -178,9 +234,10 @@ def generate(root: str | Path = ".", write: bool = False) -> list[str]:
     root = Path(root)
     stages = load_stages(root / "stages")
     stages = [_relative(s, root) for s in stages]
-    wanted = {"dvc.yaml": dvc_yaml(stages, root)}
+    params = yaml.safe_load((root / "params.yaml").read_text(encoding="utf-8")) if (root / "params.yaml").exists() else None
+    wanted = {"dvc.yaml": dvc_yaml(stages, root, params)}
     readme = (root / "README.md").read_text(encoding="utf-8")
-    wanted["README.md"] = readme_with_table(readme, stage_table(stages))
+    wanted["README.md"] = readme_with_table(readme, stage_table(stages, params))
     drift = []
     for name, text in wanted.items():
         path = root / name

@@ -112,7 +112,7 @@ def _walk(obj: Any, where: str, problems: list[str], models: dict[str, str]) -> 
 def check_params(params: dict) -> dict[str, str]:
     """Validate a whole params mapping; returns {where: resolved model} and raises ValueError
     listing every problem found."""
-    from scoder.bootstrap.sample import round_specs
+    from scoder.bootstrap.rounds import round_specs
 
     problems: list[str] = []
     models: dict[str, str] = {}

@@ -28,7 +28,6 @@ import os
 import re
 import shutil
 import sys
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -125,6 +124,14 @@ def _lookup(params: dict[str, Any], dotted: str) -> Any:
     return value
 
 
+def _has(params: dict[str, Any], dotted: str) -> bool:
+    try:
+        _lookup(params, dotted)
+    except KeyError:
+        return False
+    return True
+
+
 class GuardedParams:
     """The params a stage may read: exactly its declared keys (with ${key} filled in)."""
 
@@ -138,7 +145,11 @@ class GuardedParams:
         for key in self.declared:
             if dotted == key or dotted.startswith(key + "."):
                 self.read.add(key)
-                return _lookup(self._params, dotted)
+                try:
+                    return _lookup(self._params, dotted)
+                except KeyError:
+                    raise KeyError(f"stage '{self._stage}' reads params '{dotted}', which the params file does not "
+                                   "have") from None
         raise UndeclaredParam(
             f"stage '{self._stage}' reads params '{dotted}', which its declaration does not list "
             f"(declared: {', '.join(self.declared) or 'none'}); add it to the Stage's params and run "
@@ -146,6 +157,9 @@ class GuardedParams:
 
     def values(self) -> dict[str, Any]:
         """The declared keys and their values (what the MLflow run logs)."""
+        missing = [key for key in self.declared if not _has(self._params, key)]
+        if missing:
+            raise KeyError(f"stage '{self._stage}' declares params {missing}, which the params file does not have")
         return {key: _lookup(self._params, key) for key in self.declared}
 
 
@@ -181,9 +195,13 @@ def set_threads() -> int:
     instead of spinning. The count decides floating-point reduction order, so it is tagged on
     the stage's MLflow run."""
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    threads = int(os.environ.get("SCODER_THREADS") or usable)
+    asked = os.environ.get("SCODER_THREADS")
+    threads = int(asked or usable)
     for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-        os.environ.setdefault(variable, str(threads))
+        if asked:  # the project's own setting wins over an exported one
+            os.environ[variable] = str(threads)
+        else:
+            os.environ.setdefault(variable, str(threads))
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     if "torch" in sys.modules:
@@ -228,34 +246,55 @@ def _fill(template: str, key: str | None) -> str:
     return template.replace("${key}", key) if key is not None else template
 
 
+OWNER = ".owner"  # marks a scratch folder as this launch's, so the other ranks can use it
+
+
+def _launch_token() -> str:
+    """The same for every process of one `torchrun` / `accelerate launch` on a machine (their
+    common parent, the launcher's agent), different for the next launch."""
+    return f"{os.environ.get('TORCHELASTIC_RUN_ID', '')}:{os.getppid()}"
+
+
 @contextlib.contextmanager
-def _folder_outputs(stage: Stage, paths: dict[str, Path]) -> Iterator[dict[str, Path]]:
-    """Scratch folders for the stage's non-persistent folder outputs; on success each replaces
-    its target. Non-main processes of a distributed launch get throwaway folders."""
+def _folder_outputs(stage: Stage, paths: dict[str, Path], wait_s: float = 600.0) -> Iterator[dict[str, Path]]:
+    """Scratch folders (`<folder>.partial`) for the stage's non-persistent folder outputs; on
+    success each replaces its target, on failure it is removed. Every process of a distributed
+    launch writes into the same scratch folder (a phase-2 rank loads what rank 0 saved in phase
+    1; a sharded save is written by all ranks): the main process prepares it, the others wait
+    for its mark."""
+    import time
+
     staged = {}
     main = is_main_process()
-    scratch_root = None if main else Path(tempfile.mkdtemp(prefix=f"rank{os.environ.get('RANK')}-"))
     for out in stage.outputs:
         if not out.folder or out.persist:
             continue
-        target = paths[out.name]
-        partial = target.with_name(target.name + ".partial") if main else scratch_root / out.name
-        shutil.rmtree(partial, ignore_errors=True)
-        partial.mkdir(parents=True)
+        partial = paths[out.name].with_name(paths[out.name].name + ".partial")
+        mark = partial / OWNER
+        if main:
+            shutil.rmtree(partial, ignore_errors=True)
+            partial.mkdir(parents=True)
+            mark.write_text(_launch_token(), encoding="utf-8")
+        else:
+            deadline = time.monotonic() + wait_s
+            while not (mark.exists() and mark.read_text(encoding="utf-8") == _launch_token()):
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"rank {os.environ.get('RANK')}: the main process never prepared {partial}")
+                time.sleep(0.2)
         staged[out.name] = partial
     try:
         yield {**paths, **staged}
     except BaseException:
-        if scratch_root:
-            shutil.rmtree(scratch_root, ignore_errors=True)
+        if main:
+            for partial in staged.values():
+                shutil.rmtree(partial, ignore_errors=True)
         raise
-    if scratch_root:
-        shutil.rmtree(scratch_root, ignore_errors=True)
+    if not main:
         return
     for name, partial in staged.items():
-        target = paths[name]
-        shutil.rmtree(target, ignore_errors=True)
-        partial.rename(target)
+        (partial / OWNER).unlink(missing_ok=True)
+        shutil.rmtree(paths[name], ignore_errors=True)
+        partial.rename(paths[name])
 
 
 def run_stage(stage: Stage, work: Callable[[StageContext], dict | None], argv: list[str] | None = None) -> None:
@@ -292,9 +331,12 @@ def run_stage(stage: Stage, work: Callable[[StageContext], dict | None], argv: l
     metrics_path = Path(args.metrics) if stage.metrics else None
 
     log.info("stage '%s': %d thread(s), params %s", name, threads, ", ".join(declared) or "none")
-    with stage_run(name, guarded.values(), args.params) as run, _folder_outputs(stage, paths) as staged:
+    logged = guarded.values()
+    if dataclasses.is_dataclass(config):  # the section as the stage sees it, defaults filled in
+        logged[stage.section] = dataclasses.asdict(config)
+    with stage_run(name, logged, args.params) as run, _folder_outputs(stage, paths) as staged:
         ctx = StageContext(stage=stage, key=key, name=name, config=config, params=guarded, paths=staged,
-                           options=options, run=run, log=logging.getLogger(name))
+                           options=options, run=run, log=logging.getLogger(name), tags={"scoder.threads": str(threads)})
         metrics = work(ctx)
         unread = [k for k in declared if k not in guarded.read]
         if unread:
@@ -302,9 +344,12 @@ def run_stage(stage: Stage, work: Callable[[StageContext], dict | None], argv: l
                                "its declaration (DVC would rerun it for nothing) and run `scoder pipeline generate`")
         if not is_main_process():
             return
+        if metrics_path is None and metrics is not None:
+            raise RuntimeError(f"stage '{name}' returned metrics but declares no metrics file (metrics=None)")
         if metrics_path is not None:
             if metrics is None and ctx.partial:
                 log.info("stage '%s' did its share of the work; metrics come with the last share", name)
+                run.set_tags(ctx.tags)
                 return
             if metrics is None:
                 raise RuntimeError(f"stage '{name}' declares metrics {metrics_path} but returned none")

@@ -26,9 +26,11 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from scoder.models.llm.base import LLMConfig, SamplingParams
+from scoder.execution import evalplus_runner
 from scoder.execution.sandbox import SandboxConfig
 
-_EVALPLUS_RUNNER = Path(__file__).parent.parent / "execution" / "evalplus_runner.py"
+# run by path in a fresh `python -I`; imported so that it is in the evaluate stages' import closure
+_EVALPLUS_RUNNER = Path(evalplus_runner.__file__)
 _OVERRIDE_ENV = {"humaneval": "HUMANEVAL_OVERRIDE_PATH", "mbpp": "MBPP_OVERRIDE_PATH"}
 
 

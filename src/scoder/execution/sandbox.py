@@ -26,7 +26,11 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-RUNNER = Path(__file__).with_name("sandbox_runner.py")
+from scoder.execution import sandbox_runner
+
+# run by path in a fresh `python -I`; imported here so that it is in the import closure of every
+# stage that executes code (DVC reruns them when it changes)
+RUNNER = Path(sandbox_runner.__file__)
 
 
 @dataclass

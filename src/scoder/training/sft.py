@@ -416,6 +416,8 @@ def train_two_phase(phase_data: dict[str, list[dict]], config: ScoderTrainConfig
         log.info("%s: %d examples, %s epochs at lr %g from %s%s", name, len(examples), phase.epochs, phase.learning_rate,
                  model, f" + adapter {adapter}" if adapter else "")
         result = train_sft(examples, config.phase_train_config(phase, model), out_dir / name, init_adapter=adapter)
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.barrier()  # the main process has saved this phase before any rank loads it
         last, final_folder = str(out_dir / name / "checkpoint-0"), f"{name}/checkpoint-0"
         if config.train.method == "full":
             model = last
