@@ -184,7 +184,7 @@ def test_specialists_and_dedup_name_a_record_without_a_question():
 
 
 def test_synthesis_records_without_a_snippet_name_the_record():
-    from scoder.training.sft import synthesis_examples
+    from scoder.bootstrap.synthesizer import synthesis_examples
 
     with pytest.raises(ValueError, match=r"record 1 \(x1\) has no 'snippet' field"):
         synthesis_examples([{"id": "x1", "raw": "answer"}], require_parse_ok=False)

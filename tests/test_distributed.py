@@ -20,7 +20,8 @@ BIN = Path(sys.executable).parent
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
     """A tiny reference model (LoRA + Adam state) and six synthesis records."""
-    from scoder.training.sft import TrainConfig, synthesis_examples, train_sft
+    from scoder.bootstrap.synthesizer import synthesis_examples
+    from scoder.training.sft import TrainConfig, train_sft
 
     root = tmp_path_factory.mktemp("dist")
     records = [{"id": f"r{i}", "snippet": f"def f{i}(x):\n    return x * {i}\n", "parse_ok": False,

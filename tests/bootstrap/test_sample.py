@@ -7,7 +7,7 @@ import pytest
 from scoder.bootstrap.manifest import read_synthesizer
 from scoder.bootstrap.rounds import RoundSpec, round_snippets, round_specs
 from scoder.bootstrap.sample import SampleConfig, sample_candidates
-from scoder.training.sft import synthesis_examples
+from scoder.bootstrap.synthesizer import synthesis_examples
 
 POOL = [{"id": f"s{i:03d}", "code": f"def f{i}(x):\n    return x + {i}\n"} for i in range(50)]
 

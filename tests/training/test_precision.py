@@ -101,7 +101,7 @@ def test_auto_trains_in_fp32_on_a_cpu_without_native_bf16(tiny_model, tmp_path, 
 def test_an_unknown_precision_fails_with_the_params(tmp_path):
     """At parse time (the params dry run), and in train_sft for a config changed after."""
     from scoder.core.params import from_dict
-    from scoder.training.sft import ScoderTrainConfig
+    from scoder.bootstrap.code_model import ScoderTrainConfig
 
     with pytest.raises(ValueError, match="train.precision: unknown precision 'fp16'.*fp32, bf16, auto"):
         from_dict(TrainConfig, {"precision": "fp16"}, "train")
@@ -115,7 +115,7 @@ def test_an_unknown_precision_fails_with_the_params(tmp_path):
 
 def test_the_config_sections_pass_precision_through():
     from scoder.kspecialist.specialists import SpecialistsConfig
-    from scoder.training.sft import PhaseConfig, ScoderTrainConfig
+    from scoder.bootstrap.code_model import PhaseConfig, ScoderTrainConfig
 
     phase = ScoderTrainConfig(train=TrainConfig(precision="bf16", gradient_checkpointing=True)).phase_train_config(
         PhaseConfig(), "m")

@@ -105,7 +105,8 @@ def test_instruction_examples_merge_alpaca_input_and_name_bad_records():
 def test_two_phases_train_one_adapter_on(tmp_path, shared_data):
     """Phase 1 on a general instruction set, phase 2 goes on from its adapter (not a new one)."""
     from scoder.core.io import read_records
-    from scoder.training.sft import PhaseConfig, ScoderTrainConfig, instruction_examples, train_two_phase
+    from scoder.bootstrap.code_model import PhaseConfig, ScoderTrainConfig, train_two_phase
+    from scoder.training.sft import instruction_examples
 
     general = instruction_examples(read_records(shared_data / "instructions" / "evol-codealpaca-2k-1.json"),
                                    ["instruction"], ["output"], "evol", max_examples=2)

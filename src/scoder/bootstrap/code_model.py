@@ -5,13 +5,74 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from scoder.training.sft import ScoderTrainConfig, instruction_examples, load_instruction_records, train_two_phase
+import torch
+
+from scoder.training.sft import TrainConfig, instruction_examples, load_instruction_records, train_sft
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ScoderTrainConfig", "train_code_model"]
+
+@dataclass
+class PhaseConfig:
+    data: str = ""  # JSON/JSONL file or hf:<dataset>; "" skips the phase (phase 1 only)
+    instruction_fields: list[str] = field(default_factory=lambda: ["instruction"])
+    response_fields: list[str] = field(default_factory=lambda: ["response", "output"])
+    epochs: float = 1.0
+    learning_rate: float = 1e-5
+    max_examples: int = 0  # 0 = all
+
+
+@dataclass
+class ScoderTrainConfig:
+    """Two-phase SFT of the code model (SCoder section 4.1): phase 1 on a general code
+    instruction set (paper: evol-codealpaca-v1, 2 epochs, 5e-5), phase 2 on the synthesized
+    data (3 epochs, 1e-5); linear schedule, warmup 0.05. `train` holds the SFT settings of
+    both phases; each phase sets its own epochs and learning rate, one checkpoint each."""
+
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(max_length=1024, warmup_ratio=0.05, num_checkpoints=1))
+    phase1: PhaseConfig = field(default_factory=lambda: PhaseConfig(epochs=2.0, learning_rate=5e-5))
+    phase2: PhaseConfig = field(default_factory=lambda: PhaseConfig(epochs=3.0, learning_rate=1e-5))
+
+    def phase_train_config(self, phase: PhaseConfig, model: str) -> TrainConfig:
+        return replace(self.train, model=model, learning_rate=phase.learning_rate, epochs=phase.epochs, num_checkpoints=1)
+
+
+def train_two_phase(phase_data: dict[str, list[dict]], config: ScoderTrainConfig, out_dir: str | Path) -> dict:
+    """Phase 1 (skipped when it has no data), then phase 2 from its result: the same LoRA
+    adapter trained on, or (full FT) the phase-1 model. Writes phase1/ and phase2/
+    checkpoint folders and returns per-phase metrics plus what the final model is."""
+    out_dir = Path(out_dir)
+    metrics: dict = {}
+    model, adapter = config.train.model, None
+    for name in ("phase1", "phase2"):
+        examples = phase_data.get(name) or []
+        if not examples:
+            if name == "phase2":
+                raise ValueError("phase 2 (the synthesized data) has no examples")
+            metrics[name] = {"skipped": True}
+            continue
+        phase = getattr(config, name)
+        log.info("%s: %d examples, %s epochs at lr %g from %s%s", name, len(examples), phase.epochs, phase.learning_rate,
+                 model, f" + adapter {adapter}" if adapter else "")
+        result = train_sft(examples, config.phase_train_config(phase, model), out_dir / name, init_adapter=adapter)
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.barrier()  # the main process has saved this phase before any rank loads it
+        last, final_folder = str(out_dir / name / "checkpoint-0"), f"{name}/checkpoint-0"
+        if config.train.method == "full":
+            model = last
+        else:
+            adapter = last
+        metrics[name] = {"examples": result["examples"], "dropped_too_long": result["dropped_too_long"],
+                         "steps": result["steps"], "train_loss": round(result["train_loss"], 6),
+                         "epochs": phase.epochs, "learning_rate": phase.learning_rate, "precision": result["precision"]}
+    # paths relative to out_dir (the stage writes into a scratch folder renamed at the end)
+    final = {"base_model": config.train.model, "method": config.train.method,
+             "model": final_folder if config.train.method == "full" else config.train.model,
+             "adapter": final_folder if config.train.method == "lora" else None}
+    return {"phases": metrics, "final": final}
 
 
 def train_code_model(data: Path, config: ScoderTrainConfig, out_dir: Path) -> dict:

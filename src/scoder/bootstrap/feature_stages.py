@@ -14,7 +14,7 @@ from scoder.bootstrap.influence import (
     target_direction,
 )
 from scoder.bootstrap.manifest import read_synthesizer
-from scoder.training.sft import synthesis_examples
+from scoder.bootstrap.synthesizer import synthesis_examples
 
 log = logging.getLogger(__name__)
 

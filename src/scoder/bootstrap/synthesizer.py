@@ -5,13 +5,50 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
-from scoder.training.sft import SynthesizerTrainConfig, synthesis_examples, train_sft
+from scoder.training.sft import TrainConfig, train_sft
 
 log = logging.getLogger(__name__)
 
-__all__ = ["SynthesizerTrainConfig", "train_synthesizer"]
+
+@dataclass
+class SynthesizerTrainConfig(TrainConfig):
+    """The `train` params section: SFT settings plus which synthesis samples to learn from."""
+
+    # false: samples whose answer did not parse are learned as the raw answer (the tiny
+    # profile's stand-in teacher never keeps the format); true: parsed pairs only (paper)
+    require_parse_ok: bool = True
+    max_examples: int = 0  # 0 = all
+
+
+def synthesis_examples(records: list[dict], require_parse_ok: bool, max_examples: int = 0) -> tuple[list[dict], dict]:
+    """Prompt-completion examples: prompt = the synthesis prompt with the snippet, completion
+    = problem + solution in the two-section format (or the raw answer, see require_parse_ok).
+    Returns the examples and the count of records skipped, by reason."""
+    from collections import Counter
+
+    from scoder.bootstrap.prompts import synthesis_prompt
+    from scoder.bootstrap.synthesis_format import format_synthesis
+
+    examples, skipped = [], Counter()
+    for index, record in enumerate(records, start=1):
+        if not record.get("snippet"):
+            raise ValueError(f"record {index} ({record.get('id', '?')}) has no 'snippet' field: the synthesis prompt cannot be rebuilt")
+        if record.get("parse_ok"):
+            completion = format_synthesis(record["problem"], record["solution"])
+        elif not require_parse_ok and (record.get("raw") or "").strip():
+            completion = record["raw"].strip()
+        else:
+            skipped[f"unparsed:{record.get('reason')}" if not record.get("parse_ok") else "empty"] += 1
+            continue
+        examples.append({"id": record.get("id"),
+                         "prompt": [{"role": "user", "content": synthesis_prompt(record["snippet"])}],
+                         "completion": [{"role": "assistant", "content": completion}]})
+        if max_examples and len(examples) >= max_examples:
+            break
+    return examples, dict(sorted(skipped.items()))
 
 
 def train_synthesizer(data: Path, config: SynthesizerTrainConfig, out_dir: Path, key: str) -> dict:

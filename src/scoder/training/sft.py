@@ -22,7 +22,7 @@ import logging
 import math
 import os
 import shutil
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -61,44 +61,6 @@ class TrainConfig:
 
     def __post_init__(self):
         check_precision(self.precision, "train.precision")
-
-
-@dataclass
-class SynthesizerTrainConfig(TrainConfig):
-    """The `train` params section: SFT settings plus which synthesis samples to learn from."""
-
-    # false: samples whose answer did not parse are learned as the raw answer (the tiny
-    # profile's stand-in teacher never keeps the format); true: parsed pairs only (paper)
-    require_parse_ok: bool = True
-    max_examples: int = 0  # 0 = all
-
-
-def synthesis_examples(records: list[dict], require_parse_ok: bool, max_examples: int = 0) -> tuple[list[dict], dict]:
-    """Prompt-completion examples: prompt = the synthesis prompt with the snippet, completion
-    = problem + solution in the two-section format (or the raw answer, see require_parse_ok).
-    Returns the examples and the count of records skipped, by reason."""
-    from collections import Counter
-
-    from scoder.bootstrap.prompts import synthesis_prompt
-    from scoder.bootstrap.synthesis_format import format_synthesis
-
-    examples, skipped = [], Counter()
-    for index, record in enumerate(records, start=1):
-        if not record.get("snippet"):
-            raise ValueError(f"record {index} ({record.get('id', '?')}) has no 'snippet' field: the synthesis prompt cannot be rebuilt")
-        if record.get("parse_ok"):
-            completion = format_synthesis(record["problem"], record["solution"])
-        elif not require_parse_ok and (record.get("raw") or "").strip():
-            completion = record["raw"].strip()
-        else:
-            skipped[f"unparsed:{record.get('reason')}" if not record.get("parse_ok") else "empty"] += 1
-            continue
-        examples.append({"id": record.get("id"),
-                         "prompt": [{"role": "user", "content": synthesis_prompt(record["snippet"])}],
-                         "completion": [{"role": "assistant", "content": completion}]})
-        if max_examples and len(examples) >= max_examples:
-            break
-    return examples, dict(sorted(skipped.items()))
 
 
 def load_trainable_model(reference: str):
@@ -371,63 +333,3 @@ def load_instruction_records(source: str, split: str = "train") -> list[dict]:
 
         return list(load_dataset(source[3:], split=split))
     return read_records(source)
-
-
-@dataclass
-class PhaseConfig:
-    data: str = ""  # JSON/JSONL file or hf:<dataset>; "" skips the phase (phase 1 only)
-    instruction_fields: list[str] = field(default_factory=lambda: ["instruction"])
-    response_fields: list[str] = field(default_factory=lambda: ["response", "output"])
-    epochs: float = 1.0
-    learning_rate: float = 1e-5
-    max_examples: int = 0  # 0 = all
-
-
-@dataclass
-class ScoderTrainConfig:
-    """Two-phase SFT of the code model (SCoder section 4.1): phase 1 on a general code
-    instruction set (paper: evol-codealpaca-v1, 2 epochs, 5e-5), phase 2 on the synthesized
-    data (3 epochs, 1e-5); linear schedule, warmup 0.05. `train` holds the SFT settings of
-    both phases; each phase sets its own epochs and learning rate, one checkpoint each."""
-
-    train: TrainConfig = field(default_factory=lambda: TrainConfig(max_length=1024, warmup_ratio=0.05, num_checkpoints=1))
-    phase1: PhaseConfig = field(default_factory=lambda: PhaseConfig(epochs=2.0, learning_rate=5e-5))
-    phase2: PhaseConfig = field(default_factory=lambda: PhaseConfig(epochs=3.0, learning_rate=1e-5))
-
-    def phase_train_config(self, phase: PhaseConfig, model: str) -> TrainConfig:
-        return replace(self.train, model=model, learning_rate=phase.learning_rate, epochs=phase.epochs, num_checkpoints=1)
-
-
-def train_two_phase(phase_data: dict[str, list[dict]], config: ScoderTrainConfig, out_dir: str | Path) -> dict:
-    """Phase 1 (skipped when it has no data), then phase 2 from its result: the same LoRA
-    adapter trained on, or (full FT) the phase-1 model. Writes phase1/ and phase2/
-    checkpoint folders and returns per-phase metrics plus what the final model is."""
-    out_dir = Path(out_dir)
-    metrics: dict = {}
-    model, adapter = config.train.model, None
-    for name in ("phase1", "phase2"):
-        examples = phase_data.get(name) or []
-        if not examples:
-            if name == "phase2":
-                raise ValueError("phase 2 (the synthesized data) has no examples")
-            metrics[name] = {"skipped": True}
-            continue
-        phase = getattr(config, name)
-        log.info("%s: %d examples, %s epochs at lr %g from %s%s", name, len(examples), phase.epochs, phase.learning_rate,
-                 model, f" + adapter {adapter}" if adapter else "")
-        result = train_sft(examples, config.phase_train_config(phase, model), out_dir / name, init_adapter=adapter)
-        if torch.distributed.is_available() and torch.distributed.is_initialized():
-            torch.distributed.barrier()  # the main process has saved this phase before any rank loads it
-        last, final_folder = str(out_dir / name / "checkpoint-0"), f"{name}/checkpoint-0"
-        if config.train.method == "full":
-            model = last
-        else:
-            adapter = last
-        metrics[name] = {"examples": result["examples"], "dropped_too_long": result["dropped_too_long"],
-                         "steps": result["steps"], "train_loss": round(result["train_loss"], 6),
-                         "epochs": phase.epochs, "learning_rate": phase.learning_rate, "precision": result["precision"]}
-    # paths relative to out_dir (the stage writes into a scratch folder renamed at the end)
-    final = {"base_model": config.train.model, "method": config.train.method,
-             "model": final_folder if config.train.method == "full" else config.train.model,
-             "adapter": final_folder if config.train.method == "lora" else None}
-    return {"phases": metrics, "final": final}
