@@ -93,4 +93,6 @@ def train_code_model(data: Path, config: ScoderTrainConfig, out_dir: Path) -> di
     if is_main_process():
         (Path(out_dir) / "model.json").write_text(json.dumps(result["final"], indent=2) + "\n", encoding="utf-8")
     log.info("fine-tuned model: %s", result["final"])
-    return {"model": config.train.model, "method": config.train.method, **result["phases"]}
+    trained = [p["precision"] for p in result["phases"].values() if "precision" in p]
+    return {"model": config.train.model, "method": config.train.method, "precision": trained[-1],
+            "gradient_checkpointing": config.train.gradient_checkpointing, **result["phases"]}
