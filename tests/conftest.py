@@ -13,6 +13,18 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
+# `make test` runs two pytest-xdist workers (one per core; most slow tests wait on subprocesses,
+# servers and kill points). Each worker gets its own response/model cache and default MLflow
+# store, so two processes never share a sqlite file or unpack a model into the same folder.
+_WORKER = os.environ.get("PYTEST_XDIST_WORKER")
+if _WORKER:
+    import tempfile
+
+    _scratch = Path(tempfile.gettempdir()) / f"scoder-tests-{os.environ.get('PYTEST_XDIST_TESTRUNUID', 'run')}-{_WORKER}"
+    _scratch.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("SCODER_CACHE_DIR", str(_scratch / "cache"))
+    os.environ.setdefault("MLFLOW_TRACKING_URI", f"sqlite:///{_scratch / 'mlruns.db'}")
+
 
 def shared_data_dir() -> Path:
     """Offline benchmarks and instruction sets: $SCODER_SHARED_DATA or ../shared/data."""
