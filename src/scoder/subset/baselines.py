@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import math
 from typing import Sequence
 
 import numpy as np
 import torch
 from tqdm import tqdm
+
+from scoder.models.lm_loss import response_nll
 
 
 def select_random(n: int, m: int, seed: int) -> np.ndarray:
@@ -45,28 +46,6 @@ def response_losses(llm, instructions: Sequence[str], responses: Sequence[str], 
                 fulls.append(prompt + response)
             out.extend(response_nll(model, tokenizer, prompts, fulls, max_length))
     return np.array(conditioned), np.array(unconditioned)
-
-
-@torch.inference_mode()
-def response_nll(model, tokenizer, prompts: list[str], fulls: list[str], max_length: int) -> list[float]:
-    """Mean token NLL of each `fulls[i]` after its prefix `prompts[i]` (NaN if nothing is left)."""
-    previous_side, tokenizer.padding_side = tokenizer.padding_side, "right"  # scores read left to right
-    try:
-        batch = tokenizer(fulls, return_tensors="pt", padding=True, truncation=True, max_length=max_length, add_special_tokens=False)
-    finally:
-        tokenizer.padding_side = previous_side
-    prompt_lengths = [len(tokenizer(p, add_special_tokens=False)["input_ids"]) for p in prompts]
-    logits = model(**batch).logits[:, :-1].float()
-    targets = batch["input_ids"][:, 1:]
-    nll = torch.nn.functional.cross_entropy(logits.transpose(1, 2), targets, reduction="none")
-    mask = batch["attention_mask"][:, 1:].bool().clone()
-    for row, length in enumerate(prompt_lengths):
-        mask[row, : max(0, length - 1)] = False  # score only the response tokens
-    values = []
-    for row in range(len(fulls)):
-        count = int(mask[row].sum())
-        values.append(float((nll[row] * mask[row]).sum() / count) if count else math.nan)
-    return values
 
 
 def select_by_score(scores: np.ndarray, m: int, highest: bool) -> np.ndarray:

@@ -4,7 +4,8 @@ import json
 from scoder.core.io import read_jsonl
 from scoder.bootstrap.pool.build import build_pool
 from scoder.bootstrap.pool.config import PoolConfig
-from scoder.bootstrap.pool.decontaminate import build_index, humaneval_path
+from scoder.bootstrap.pool.decontaminate import build_index
+from scoder.evaluation.benchmark_files import humaneval_path
 
 
 def humaneval_task(task_id):

