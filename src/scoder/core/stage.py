@@ -358,9 +358,9 @@ def run_stage(stage: Stage, work: Callable[[StageContext], dict | None], argv: l
             write_json(metrics_path, metrics)
             run.log_metrics(metrics)
             run.log_artifact(metrics_path)
-            for key in ("precision", "gradient_checkpointing"):  # what the model ran in, as resolved
-                if key in metrics:
-                    ctx.tags.setdefault(f"scoder.{key}", str(metrics[key]))
+            for field_name in ("precision", "gradient_checkpointing"):  # what the model ran in, as resolved
+                if field_name in metrics:
+                    ctx.tags.setdefault(f"scoder.{field_name}", str(metrics[field_name]))
         if ctx.tags:
             run.set_tags(ctx.tags)
 
