@@ -47,8 +47,9 @@ def process_shard(text: str):
     return (state.process_index, state.num_processes), state
 
 
-def _features(ctx, examples: list[dict], adam_aware: bool):
-    """Compute this process's shards; (counts, complete?) on the main process."""
+def _features(ctx, examples: list[dict], skipped: dict, adam_aware: bool):
+    """Compute this process's shards. Once every shard exists: (features, losses, ids, the
+    metrics both stages report); None (and `ctx.partial`) while other shards are missing."""
     config = ctx.config
     shard, state = process_shard(ctx.options["shard"])
     reference = read_synthesizer(ctx.path("reference"))
@@ -61,26 +62,27 @@ def _features(ctx, examples: list[dict], adam_aware: bool):
                               shard=shard)
     if state is not None:
         state.wait_for_everyone()  # every process's shards exist before the main one merges
-    complete = features_complete(ctx.path("out_dir"), len(examples), config)
-    if not complete:
+    if not features_complete(ctx.path("out_dir"), len(examples), config):
         log.info("shard %s done; scores are written when every shard exists", ctx.options["shard"])
-    return counts, complete
+        ctx.partial = True
+        return None
+    features, losses, ids = load_features(ctx.path("out_dir"), expected=len(examples))
+    log.info("%s: %d examples, %d shards (%d computed now)", ctx.name, len(examples), counts["shards"], counts["computed_shards"])
+    metrics = {**counts, "examples": len(examples), "skipped": skipped, "proj_dim": config.proj_dim,
+               "mean_reference_loss": round(float(np.nanmean(losses)), 6) if len(losses) else None}
+    return features, losses, ids, metrics
 
 
 def dp_features(ctx, require_parse_ok: bool) -> dict | None:
     from scoder.core.io import read_jsonl
 
-    records = read_jsonl(ctx.path("data"))
-    examples, skipped = synthesis_examples(records, require_parse_ok, ctx.config.max_dp)
-    counts, complete = _features(ctx, examples, adam_aware=False)
-    if not complete:
-        ctx.partial = True
+    examples, skipped = synthesis_examples(read_jsonl(ctx.path("data")), require_parse_ok, ctx.config.max_dp)
+    computed = _features(ctx, examples, skipped, adam_aware=False)
+    if computed is None:
         return None
-    features, losses, _ = load_features(ctx.path("out_dir"), expected=len(examples))
+    features, _, _, metrics = computed
     save_target(ctx.path("target"), target_direction(features))
-    log.info("%s: %d examples, %d shards (%d computed now)", ctx.name, len(examples), counts["shards"], counts["computed_shards"])
-    return {**counts, "examples": len(examples), "skipped": skipped, "proj_dim": ctx.config.proj_dim,
-            "mean_reference_loss": round(float(np.nanmean(losses)), 6) if len(losses) else None}
+    return metrics
 
 
 def candidate_influence(ctx) -> dict | None:
@@ -89,11 +91,10 @@ def candidate_influence(ctx) -> dict | None:
     records = read_jsonl(ctx.path("data"))
     # the scorer already chose these; learn what each would teach, raw answer if unparsed
     examples, skipped = synthesis_examples(records, require_parse_ok=False)
-    counts, complete = _features(ctx, examples, adam_aware=True)
-    if not complete:
-        ctx.partial = True
+    computed = _features(ctx, examples, skipped, adam_aware=True)
+    if computed is None:
         return None
-    features, losses, ids = load_features(ctx.path("out_dir"), expected=len(examples))
+    features, losses, ids, metrics = computed
     target = np.load(ctx.path("target"))
     # a sample whose prompt fills max_length has no response token: no loss, no gradient, no influence
     usable = ~np.isnan(losses)
@@ -108,9 +109,6 @@ def candidate_influence(ctx) -> dict | None:
     if not scores:
         raise SystemExit(f"{ctx.path('data')}: no candidate has a response token within influence.max_length")
     values = np.array(list(scores.values()))
-    log.info("%s: %d examples, %d shards (%d computed now)", ctx.name, len(examples), counts["shards"], counts["computed_shards"])
-    return {**counts, "examples": len(examples), "skipped": skipped, "proj_dim": ctx.config.proj_dim,
-            "mean_reference_loss": round(float(np.nanmean(losses)), 6) if len(losses) else None,
-            "no_response_tokens": int((~usable).sum()), "round": ctx.key,
+    return {**metrics, "no_response_tokens": int((~usable).sum()), "round": ctx.key,
             "influence_mean": round(float(values.mean()), 6), "influence_min": round(float(values.min()), 6),
             "influence_max": round(float(values.max()), 6)}

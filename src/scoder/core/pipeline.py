@@ -146,60 +146,41 @@ def pipeline_order(stages: list[Stage], params: dict | None = None) -> list[Stag
             found = found.get(part) if isinstance(found, dict) else None
         return found
 
-    def patterns(stage: Stage, path: str) -> list[str]:
-        items = lookup(stage.foreach) if stage.foreach and params else None
-        contexts = list(items.items()) if isinstance(items, dict) else [(None, None)]
-        out = []
-        for key, item in contexts:
-            def value(match, key=key, item=item) -> str:
-                name = match.group(1)
-                if name == "key":
-                    return str(key) if key is not None else "*"
-                if name.startswith("item."):
-                    found = item.get(name[5:]) if isinstance(item, dict) else None
-                    return found if isinstance(found, str) else "*"
-                found = lookup(name) if params else None
-                return found if isinstance(found, str) else "*"
-            out.append(TEMPLATE.sub(value, path))
-        return out
+    def resolve(path: str, key, item) -> str:
+        def value(match) -> str:
+            name = match.group(1)
+            if name == "key":
+                found = key
+            elif name.startswith("item."):
+                found = item.get(name[5:]) if isinstance(item, dict) else None
+            else:
+                found = lookup(name)
+            return found if isinstance(found, str) else "*"
 
-    # one node per unrolled stage (stage, item key): rounds form a chain once unrolled
+        return TEMPLATE.sub(value, path)
+
+    # one node per unrolled stage (stage, item key) with its paths resolved once
     nodes = []
     for stage in sorted((s for s in stages if s.in_pipeline), key=lambda s: s.name):
-        items = lookup(stage.foreach) if stage.foreach and params else None
-        for key in (list(items) if isinstance(items, dict) else [None]):
-            nodes.append((stage, key))
-
-    def resolved(stage: Stage, key, path: str) -> str:
-        return [p for k, p in patterns_by_key(stage, path) if k == key][0]
-
-    def patterns_by_key(stage: Stage, path: str):
-        items = lookup(stage.foreach) if stage.foreach and params else None
-        keys = list(items) if isinstance(items, dict) else [None]
-        return list(zip(keys, patterns(stage, path)))
+        items = lookup(stage.foreach) if stage.foreach else None
+        for key, item in (items.items() if isinstance(items, dict) else [(None, None)]):
+            produced = [o.path for o in stage.outputs] + ([stage.metrics] if stage.metrics else [])
+            nodes.append((stage, [resolve(i.path, key, item) for i in stage.inputs],
+                          [resolve(path, key, item) for path in produced]))
 
     def needs(consumer, producer) -> bool:
-        (c, ck), (p, pk) = consumer, producer
-        outs = [resolved(p, pk, o.path) for o in p.outputs] + ([resolved(p, pk, p.metrics)] if p.metrics else [])
-        for item in c.inputs:
-            path = resolved(c, ck, item.path)
-            for out in outs:
-                if fnmatch.fnmatch(path, out) or fnmatch.fnmatch(path, out + "/*") or fnmatch.fnmatch(out, path + "/*"):
-                    return True
-        return False
+        return any(fnmatch.fnmatch(path, out) or fnmatch.fnmatch(path, out + "/*") or fnmatch.fnmatch(out, path + "/*")
+                   for path in consumer[1] for out in producer[2])
 
     remaining = list(nodes)
-    order: list = []
+    ordered: list[Stage] = []
     while remaining:
         ready = [n for n in remaining if not any(needs(n, m) for m in remaining if m is not n)]
         if not ready:
             raise ValueError(f"the stages {sorted({n[0].name for n in remaining})} depend on each other's outputs (a cycle)")
-        order.append(ready[0])
+        if ready[0][0] not in ordered:  # a stage is placed where its first item comes
+            ordered.append(ready[0][0])
         remaining.remove(ready[0])
-    ordered: list[Stage] = []
-    for stage, _ in order:  # a stage where its first item comes
-        if stage not in ordered:
-            ordered.append(stage)
     return ordered
 
 
