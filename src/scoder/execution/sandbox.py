@@ -1,172 +1,190 @@
-"""Execute untrusted generated code in a contained subprocess.
+"""The execution check: does a generated program run, and do its own assertions hold?
 
-Layers, each independent of the code being run:
-- a fresh temporary working directory, removed afterwards; a minimal environment (no
-  secrets, no proxies); stdin closed;
-- resource limits set before exec: address space (memory), CPU seconds, file size, open
-  files, process count;
-- its own session/process group, killed as a whole (SIGKILL) at the wall-clock timeout, so
-  loops, sleeps, ignored signals or children cannot outlive it;
-- no network: a new, empty network namespace (`unshare -n`) where the system allows it,
-  and in every case a PEP 578 audit hook (see sandbox_runner) that refuses sockets, new
-  processes, signals to other processes, ctypes and writes outside the working directory.
+The verdict is the parent's. Before anything runs, the program is parsed here and cut into
+steps: runs of statements, and its top-level `assert`s (also those directly under an
+`if __name__ == "__main__":`), each assertion's comparison split into operands. The
+isolated harness (`scoder.execution.harness`) executes the statements and evaluates the
+operands; it reports, step by step, `ok` or the exception's type, and the operands' values as
+plain data. This process then compares the operands itself (literal operands taken from the
+source, never from the report). The program passes when every step reported `ok`, every
+assertion held and the harness finished; its exit status, atexit handlers, a replaced
+sys.exit, an early `os._exit(0)` or an object whose `__eq__` always says True change nothing.
+
+What this cannot rule out: a program that deliberately writes the harness' report itself
+can claim its *own* assertions held, which is no stronger than not writing them. Benchmark
+verdicts (`scoder.execution.judge`) do not have that gap: their expected outputs never enter
+the sandbox.
 """
 
 from __future__ import annotations
 
-import functools
-import os
-import resource
-import shutil
-import signal
-import subprocess
-import sys
-import tempfile
-import time
+import ast
+import json
+import operator
+import secrets
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from scoder.execution import sandbox_runner
+from scoder.execution import harness
+from scoder.execution.isolation import SandboxConfig, SandboxUnavailable, isolation_level, run_isolated  # noqa: F401
 
-# run by path in a fresh `python -I`; imported here so that it is in the import closure of every
-# stage that executes code (DVC reruns them when it changes)
-RUNNER = Path(sandbox_runner.__file__)
+HARNESS = Path(harness.__file__)
 
-
-@dataclass
-class SandboxConfig:
-    timeout_s: float = 5.0
-    memory_mb: int = 512
-    cpu_s: int = 10
-    file_size_mb: int = 16
-    max_open_files: int = 64
-    network_namespace: bool = True  # use `unshare -n` when the system allows it
+_OPERATORS = {ast.Eq: operator.eq, ast.NotEq: operator.ne, ast.Lt: operator.lt, ast.LtE: operator.le,
+              ast.Gt: operator.gt, ast.GtE: operator.ge, ast.In: lambda a, b: a in b, ast.NotIn: lambda a, b: a not in b,
+              ast.Is: operator.is_, ast.IsNot: operator.is_not}
+_NO_LITERAL = object()
 
 
 @dataclass
 class ExecResult:
     exec_ok: bool
+    reason: str  # ok | syntax_error | error:<type> | check_failed:<line> | check_error:<line> | timeout | output_limit | incomplete | protocol
     returncode: int | None
     timed_out: bool
     seconds: float
     stdout: str
     stderr: str
-    isolation: str  # "netns+audit" or "audit"
+    isolation: str  # bwrap | unshare | none
 
     def as_dict(self) -> dict:
         return asdict(self)
 
 
-@functools.lru_cache(maxsize=1)
-def network_namespace_available() -> bool:
-    unshare = shutil.which("unshare")
-    if not unshare:
-        return False
-    try:
-        probe = subprocess.run([unshare, "-n", "true"], capture_output=True, timeout=10)
-        return probe.returncode == 0
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-
-
-def _die_with_parent() -> None:
-    """SIGKILL this process when the process that started it dies (Linux PR_SET_PDEATHSIG), so a
-    killed stage leaves no sandboxed code running; elsewhere a no-op."""
-    try:
-        import ctypes
-
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
-
-
-def _limits(config: SandboxConfig):
-    def apply() -> None:
-        os.setsid()
-        _die_with_parent()
-        mb = 1024 * 1024
-        resource.setrlimit(resource.RLIMIT_AS, (config.memory_mb * mb, config.memory_mb * mb))
-        resource.setrlimit(resource.RLIMIT_CPU, (config.cpu_s, config.cpu_s + 1))
-        resource.setrlimit(resource.RLIMIT_FSIZE, (config.file_size_mb * mb, config.file_size_mb * mb))
-        resource.setrlimit(resource.RLIMIT_NOFILE, (config.max_open_files, config.max_open_files))
-        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-        # not enforced for root; the audit hook refuses fork/exec in any case
-        resource.setrlimit(resource.RLIMIT_NPROC, (64, 64))
-
-    return apply
-
-
-def _own_session() -> None:
-    """A new session and no core files; a process started this way must watch for its
-    parent's death itself (the evalplus runner kills its whole group then)."""
-    os.setsid()
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-
-
-def minimal_env(workdir: str | Path, **extra: str) -> dict[str, str]:
-    """The whole environment a contained process gets: no secrets, no proxies, its home and
-    temporary folder inside `workdir`."""
-    return {"PATH": "/usr/bin:/bin", "HOME": str(workdir), "TMPDIR": str(workdir), "LANG": "C.UTF-8",
-            "PYTHONHASHSEED": "0", **extra}
-
-
 @dataclass
-class Contained:
-    returncode: int | None
-    timed_out: bool
-    seconds: float
-    stdout: bytes
-    stderr: bytes
-    isolation: str  # "netns+audit" or "audit"
+class Check:
+    line: int
+    operands: list[str]  # sources, evaluated in the sandbox
+    literals: list  # the operands' values where they are literals (_NO_LITERAL otherwise)
+    ops: list  # ast comparison operators between operands; empty: the single operand must be truthy
+    negate: bool
 
 
-def run_contained(command: list[str], workdir: str | Path, env: dict[str, str], timeout_s: float,
-                  network_namespace: bool = True, preexec=_own_session) -> Contained:
-    """Run `command` in `workdir` with exactly `env`, stdin closed, in its own session (a new
-    empty network namespace when allowed), and SIGKILL its whole process group at `timeout_s`
-    (and on the way out, so no child outlives the call)."""
-    use_netns = network_namespace and network_namespace_available()
-    if use_netns:
-        command = [shutil.which("unshare"), "-n", *command]
-    start = time.perf_counter()
-    process = subprocess.Popen(command, cwd=workdir, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, preexec_fn=preexec, close_fds=True)
-    timed_out = False
+def _is_main_guard(node: ast.stmt) -> bool:
+    return (isinstance(node, ast.If) and not node.orelse and isinstance(node.test, ast.Compare)
+            and isinstance(node.test.left, ast.Name) and node.test.left.id == "__name__" and len(node.test.ops) == 1
+            and isinstance(node.test.ops[0], ast.Eq) and isinstance(node.test.comparators[0], ast.Constant)
+            and node.test.comparators[0].value == "__main__")
+
+
+def _literal(node: ast.expr):
     try:
-        stdout, stderr = process.communicate(timeout=timeout_s)
-    except subprocess.TimeoutExpired:
-        timed_out = True
-        _kill_group(process.pid)
-        stdout, stderr = process.communicate()
-    finally:
-        _kill_group(process.pid)  # children left behind (e.g. a worker that ignored its exit)
-    return Contained(process.returncode, timed_out, round(time.perf_counter() - start, 3), stdout, stderr,
-                     "netns+audit" if use_netns else "audit")
+        return ast.literal_eval(node)
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        return _NO_LITERAL
 
 
-def _kill_group(pid: int) -> None:
-    try:
-        os.killpg(pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
+def _check(node: ast.Assert) -> Check:
+    test, negate = node.test, False
+    if isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not):
+        test, negate = test.operand, True
+    if isinstance(test, ast.Compare) and all(type(op) in _OPERATORS for op in test.ops):
+        nodes = [test.left, *test.comparators]
+        return Check(node.lineno, [ast.unparse(n) for n in nodes], [_literal(n) for n in nodes], list(test.ops), negate)
+    return Check(node.lineno, [ast.unparse(test)], [_literal(test)], [], negate)
+
+
+def program_steps(code: str) -> list:
+    """The program as steps: str (statements to execute) or Check. Raises SyntaxError."""
+    module = ast.parse(code)
+    future = [n for n in module.body if isinstance(n, ast.ImportFrom) and n.module == "__future__"]
+    preamble = "".join(ast.unparse(n) + "\n" for n in future)
+    steps: list = []
+    pending: list[ast.stmt] = []
+
+    def flush() -> None:
+        if pending:
+            steps.append(preamble + ast.unparse(ast.Module(body=list(pending), type_ignores=[])) + "\n")
+            pending.clear()
+
+    def walk(body: list[ast.stmt]) -> None:
+        for node in body:
+            if isinstance(node, ast.Assert):
+                flush()
+                steps.append(_check(node))
+            elif _is_main_guard(node):
+                walk(node.body)
+            elif node not in future:
+                pending.append(node)
+
+    walk(module.body)
+    flush()
+    return steps
+
+
+def _holds(check: Check, values: list) -> bool:
+    if check.ops:
+        result = all(_OPERATORS[type(op)](a, b) for op, a, b in zip(check.ops, values, values[1:]))
+    else:
+        (value,) = values
+        if isinstance(value, harness.Opaque):
+            return False
+        result = bool(value)
+    if not isinstance(result, bool):  # numpy arrays and the like: Python's assert would raise
+        result = bool(result)
+    return result != check.negate
+
+
+def judge_program(steps: list, token: str, lines: list[bytes]) -> tuple[str | None, bool]:
+    """(reason, complete): the first reason the report shows the program failing (None: no
+    failure seen), and whether the report is complete (every step, then done)."""
+    expected = 0
+    for raw in lines:
+        try:
+            event = json.loads(raw)
+        except (ValueError, RecursionError):
+            return "protocol", False
+        if not isinstance(event, list) or len(event) < 2 or event[0] != token:
+            return "protocol", False
+        kind = event[1]
+        if kind == "done":
+            return (None, True) if expected == len(steps) else ("incomplete", False)
+        if len(event) < 4 or event[2] != expected or expected >= len(steps):
+            return "protocol", False
+        step = steps[expected]
+        if kind == "step" and isinstance(step, str):
+            if event[3] != "ok":
+                return f"error:{str(event[4] if len(event) > 4 else '?')[:60]}", False
+        elif kind == "check" and isinstance(step, Check):
+            try:
+                values = []
+                for reported, literal in zip(event[3], step.literals, strict=True):
+                    if reported[0] != "value":
+                        return f"check_error:{step.line}", False
+                    # a literal's value comes from the source, not from the report
+                    values.append(harness.decode(reported[1]) if literal is _NO_LITERAL else literal)
+                if not _holds(step, values):
+                    return f"check_failed:{step.line}", False
+            except Exception:  # noqa: BLE001 - malformed or incomparable values fail the check
+                return f"check_failed:{step.line}", False
+        else:
+            return "protocol", False
+        expected += 1
+    return None, False
 
 
 def run_untrusted(code: str, config: SandboxConfig | None = None) -> ExecResult:
+    """Run a generated program contained and judge it here (see the module docstring)."""
     config = config or SandboxConfig()
-    workdir = tempfile.mkdtemp(prefix="scoder-sandbox-")
+    level = isolation_level(config)
     try:
-        code_file = Path(workdir) / "candidate.py"
-        code_file.write_text(code, encoding="utf-8")
-        done = run_contained([sys.executable, "-I", str(RUNNER), workdir, str(code_file)], workdir,
-                             minimal_env(workdir), config.timeout_s, config.network_namespace, _limits(config))
-        return ExecResult(
-            exec_ok=(not done.timed_out and done.returncode == 0),
-            returncode=done.returncode,
-            timed_out=done.timed_out,
-            seconds=done.seconds,
-            stdout=done.stdout.decode("utf-8", "replace")[-2000:],
-            stderr=done.stderr.decode("utf-8", "replace")[-2000:],
-            isolation=done.isolation,
-        )
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+        steps = program_steps(code)
+    except (SyntaxError, ValueError, RecursionError, MemoryError) as error:
+        return ExecResult(False, "syntax_error", None, False, 0.0, "", f"{type(error).__name__}: {error}"[-2000:], level)
+    token = secrets.token_hex(16)
+    job = {"mode": "program", "token": token,
+           "steps": [{"kind": "code", "source": s} if isinstance(s, str) else {"kind": "check", "operands": s.operands}
+                     for s in steps]}
+    done = run_isolated(HARNESS, job, config)
+    reason, complete = judge_program(steps, token, done.lines)
+    if reason is None:
+        if done.output_exceeded:
+            reason = "output_limit"
+        elif done.timed_out:
+            reason = "timeout"
+        elif not complete:
+            reason = "incomplete"
+    return ExecResult(exec_ok=reason is None and complete, reason=reason or "ok", returncode=done.returncode,
+                      timed_out=done.timed_out, seconds=done.seconds,
+                      stdout=done.stdout.decode("utf-8", "replace")[-2000:],
+                      stderr=done.stderr.decode("utf-8", "replace")[-2000:], isolation=done.isolation)
