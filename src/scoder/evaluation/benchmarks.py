@@ -1,14 +1,8 @@
-"""Run generated solutions through EvalPlus (HumanEval+ / MBPP+) offline, and pass@k.
+"""Run generated solutions against HumanEval+ / MBPP+ (evalplus' problem files, offline), and pass@k.
 
-evalplus reads `HUMANEVAL_OVERRIDE_PATH` / `MBPP_OVERRIDE_PATH` once, at import, so every
-evaluation runs in a fresh, contained interpreter (`run_evalplus`) with the variable set. That
-also contains evalplus' habits measured here:
-- a stale results file is silently reused (the work folder is emptied first);
-- `i_just_wanna_run` asks on stdin (stdin is closed and the flag is not used);
-- a non-daemon watchdog thread keeps the process alive about 20 s after the work
-  (the runner exits with os._exit once the results file is written);
-- the samples must cover every task of the problem file (a task subset gets its own
-  problem file, written to the work folder).
+The verdicts follow evalplus' rules but are decided in this process, never inside the code
+under test (`scoder.execution.judge`); evalplus itself is used for its data helpers, its
+sanitizer and as the reference the agreement benchmark compares with.
 """
 
 from __future__ import annotations
@@ -26,11 +20,8 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from scoder.models.llm.base import LLMConfig, SamplingParams
-from scoder.execution import evalplus_runner
 from scoder.execution.sandbox import SandboxConfig
 
-# run by path in a fresh `python -I`; imported so that it is in the evaluate stages' import closure
-_EVALPLUS_RUNNER = Path(evalplus_runner.__file__)
 _OVERRIDE_ENV = {"humaneval": "HUMANEVAL_OVERRIDE_PATH", "mbpp": "MBPP_OVERRIDE_PATH"}
 
 
@@ -56,20 +47,17 @@ def write_problem_subset(source: str | Path, task_ids: Sequence[str], dest: str 
 
 
 def run_evalplus(dataset: str, problems_file: str | Path, solutions: Mapping[str, Sequence[str]], workdir: str | Path,
-                 parallel: int = 2, base_only: bool = False, timeout_s: float = 1800,
-                 min_time_limit: float = 1.0, gt_time_limit_factor: float = 4.0,
-                 sandbox: SandboxConfig | None = None) -> dict[str, list[dict]]:
-    """Evaluate full solutions (prompt + body, already sanitized) for every task of
-    `problems_file`; returns {task_id: [{"base_status", "plus_status"}, ...]} in sample order.
+                 parallel: int = 2, base_only: bool = False, min_time_limit: float = 1.0,
+                 gt_time_limit_factor: float = 4.0, sandbox: SandboxConfig | None = None) -> dict[str, list[dict]]:
+    """Evaluate full solutions (prompt + body, already sanitized) for every task of an evalplus
+    problem file; returns {task_id: [{"base_status", "plus_status", ...}, ...]} in sample order.
 
-    evalplus runs contained (`scoder.execution.evalplus_runner`): in a throwaway folder holding copies of
-    the samples and problems, with a minimal environment, no network and its own process group
-    killed at `timeout_s`; every solution process carries the sandbox's audit policy and an
-    address-space limit of `sandbox.memory_mb`. `workdir` receives the evaluated samples and
-    evalplus' results without their wall-clock date, so a rerun writes the same bytes."""
-    from scoder.core.cache import default_cache_dir
+    The verdicts are evalplus' (same inputs, reference outputs, comparison rules and time
+    limits) but decided in this process: the solutions only compute, isolated
+    (`scoder.execution.judge`). `workdir` receives the samples and the results, in evalplus'
+    results layout without the wall-clock date, so a rerun writes the same bytes."""
     from scoder.core.io import write_json
-    from scoder.execution.sandbox import minimal_env, run_contained
+    from scoder.execution.judge import default_cache_dir, judge_samples, reference_outputs, suites
 
     if dataset not in _OVERRIDE_ENV:
         raise ValueError(f"unknown dataset '{dataset}' (expected humaneval or mbpp)")
@@ -77,37 +65,23 @@ def run_evalplus(dataset: str, problems_file: str | Path, solutions: Mapping[str
     workdir = Path(workdir)
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir(parents=True)
-    tasks = [p["task_id"] for p in read_problems(problems_file)]
+    problems = read_problems(problems_file)
+    tasks = [p["task_id"] for p in problems]
     absent = [t for t in tasks if not solutions.get(t)]
     if absent:
         raise ValueError(f"no solution for {len(absent)} task(s) of {problems_file}, e.g. {absent[:3]}")
-    samples_text = "".join(json.dumps({"task_id": task, "solution": solution}) + "\n"
-                           for task in tasks for solution in solutions[task])
-    (workdir / "samples.jsonl").write_text(samples_text, encoding="utf-8")
-    jail = Path(tempfile.mkdtemp(prefix="scoder-evalplus-"))
-    try:
-        (jail / "samples.jsonl").write_text(samples_text, encoding="utf-8")
-        shutil.copyfile(problems_file, jail / "problems.jsonl")
-        options = {"dataset": dataset, "samples": str(jail / "samples.jsonl"), "parallel": parallel, "base_only": base_only,
-                   "min_time_limit": min_time_limit, "gt_time_limit_factor": gt_time_limit_factor}
-        # evalplus caches the ground truth's outputs per problem-file hash; the cache sits outside
-        # the folder that solutions may write to
-        env = minimal_env(jail, **{_OVERRIDE_ENV[dataset]: str(jail / "problems.jsonl"),
-                                   "EVALPLUS_MAX_MEMORY_BYTES": str(sandbox.memory_mb * 1024 * 1024),
-                                   "XDG_CACHE_HOME": str(default_cache_dir() / "xdg")})
-        done = run_contained([sys.executable, "-I", str(_EVALPLUS_RUNNER), json.dumps(options)], jail, env, timeout_s,
-                             sandbox.network_namespace)
-        results_file = jail / "samples_eval_results.json"
-        if done.timed_out or done.returncode != 0 or not results_file.exists():
-            why = f"killed at the {timeout_s} s limit" if done.timed_out else f"exit {done.returncode}"
-            raise RuntimeError(f"evalplus failed ({why}): {done.stderr.decode('utf-8', 'replace')[-2000:]}")
-        data = json.loads(results_file.read_text(encoding="utf-8"))
-    finally:
-        shutil.rmtree(jail, ignore_errors=True)
-    data.pop("date", None)
-    write_json(workdir / "eval_results.json", data)
-    return {task: [{"base_status": r["base_status"], "plus_status": r["plus_status"]} for r in rows]
-            for task, rows in data["eval"].items()}
+    (workdir / "samples.jsonl").write_text("".join(json.dumps({"task_id": task, "solution": solution}) + "\n"
+                                                  for task in tasks for solution in solutions[task]), encoding="utf-8")
+    from scoder.execution.judge import MBPP_OUTPUT_NOT_NONE_TASKS
+
+    reference = reference_outputs(dataset, problems, Path(problems_file).read_bytes(), sandbox, default_cache_dir(), parallel)
+    by_task = suites(dataset, problems, reference, min_time_limit, gt_time_limit_factor,
+                     MBPP_OUTPUT_NOT_NONE_TASKS if dataset == "mbpp" else ())
+    results = judge_samples(dataset, problems, by_task, solutions, sandbox, parallel, base_only)
+    write_json(workdir / "eval_results.json",
+               {"eval": {task: [{"task_id": task, "solution": solution, **row} for solution, row in zip(solutions[task], rows)]
+                         for task, rows in results.items()}})
+    return results
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:
@@ -243,20 +217,24 @@ def generate_solutions(llm, problems: Sequence[dict], config: EvaluateConfig) ->
 
 
 def run_humaneval_base(problems: Sequence[dict], solutions: Mapping[str, Sequence[str]], sandbox: SandboxConfig,
-                       workers: int = 2) -> dict[str, list[dict]]:
-    """HumanEval's own base tests (`check(entry_point)`) in the sandbox, for the fallback
-    without evalplus' problem files; same shape as run_evalplus, plus_status None."""
-    from concurrent.futures import ThreadPoolExecutor
+                       workers: int = 2, min_time_limit: float = 1.0, gt_time_limit_factor: float = 4.0) -> dict[str, list[dict]]:
+    """The fallback without evalplus' problem files: HumanEval's own tests, as the inputs that
+    its `check(candidate)` passes to the canonical solution (recorded once, in the sandbox) and
+    that solution's outputs, judged here like evalplus' base tests; plus_status None."""
+    from scoder.execution.judge import Suite, default_cache_dir, judge_samples, recorded_tests
 
-    from scoder.execution.sandbox import run_untrusted
+    payload = json.dumps([[p["task_id"], p["prompt"], p["canonical_solution"], p["test"]] for p in problems]).encode()
+    recorded = recorded_tests(problems, payload, sandbox, default_cache_dir())
+    by_task = {}
+    for p in problems:
+        inputs, outputs, times = recorded[p["task_id"]]
+        from scoder.execution.harness import decode
 
-    jobs = [(p["task_id"], f"{s}\n\n{p['test']}\n\ncheck({p['entry_point']})\n") for p in problems for s in solutions[p["task_id"]]]
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        verdicts = list(pool.map(lambda job: run_untrusted(job[1], sandbox).exec_ok, jobs))
-    results: dict[str, list[dict]] = {p["task_id"]: [] for p in problems}
-    for (task, _), ok in zip(jobs, verdicts):
-        results[task].append({"base_status": "pass" if ok else "fail", "plus_status": None})
-    return results
+        by_task[p["task_id"]] = {"base": Suite(p["task_id"], p["entry_point"], [decode(i) for i in inputs],
+                                               [decode(o) for o in outputs],
+                                               [max(min_time_limit, gt_time_limit_factor * t) for t in times],
+                                               1e-6 if p["entry_point"] == "find_zero" else 0.0)}
+    return judge_samples("humaneval", problems, by_task, solutions, sandbox, workers, base_only=True)
 
 
 @dataclass
@@ -310,7 +288,8 @@ def evaluate_llm(llm, name: str, prepared: PreparedBenchmark, config: EvaluateCo
                                parallel=config.parallel, min_time_limit=config.min_time_limit,
                                gt_time_limit_factor=config.gt_time_limit_factor, sandbox=config.sandbox)
     else:
-        results = run_humaneval_base(prepared.problems, solutions, config.sandbox, config.parallel)
+        results = run_humaneval_base(prepared.problems, solutions, config.sandbox, config.parallel,
+                                     config.min_time_limit, config.gt_time_limit_factor)
     write_jsonl(prepared.folder / f"{name}-samples.jsonl",
                 [{"task_id": task, **sample, **verdict} for task, rows in generated.items()
                  for sample, verdict in zip(rows, results[task])])
