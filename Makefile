@@ -18,6 +18,11 @@ export HUMANEVAL_OVERRIDE_PATH MBPP_OVERRIDE_PATH
 .PHONY: install run test test-fast test-nightly pipeline-check bench bench-llm clean-venv
 
 $(STAMP): pyproject.toml Makefile
+	# generated code runs under bubblewrap (docs/sandbox.md): as root (CI, containers) install it
+	# when missing; elsewhere the sandbox falls back to util-linux unshare and says so
+	@command -v bwrap >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+	  { apt-get install -y --no-install-recommends bubblewrap || { apt-get update && apt-get install -y --no-install-recommends bubblewrap; }; }; } || \
+	  echo "bubblewrap is not installed: install it (Debian/Ubuntu: apt-get install bubblewrap) for the strongest sandbox"
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --upgrade pip
 	# torch first, alone: the exact pin takes the local CPU build; nothing later may upgrade it.

@@ -19,7 +19,7 @@ from scoder.bootstrap.manifest import check_engine_model
 from scoder.models.finetuned import finetuned_engine
 from scoder.models.llm.base import LLMConfig, SamplingParams, load_llm
 from scoder.bootstrap.rounds import RoundSpec, seeded_order
-from scoder.execution.sandbox import SandboxConfig
+from scoder.execution.sandbox import SandboxConfig, isolation_level
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +91,7 @@ def synthesize_dataset(synthesizer: dict, snippets: Sequence[dict], config: Synt
         "code_compiles": gen_metrics["code_compiles"],
         "execution": config.execution,
         "exec_ok": exec_ok if config.execution != "off" else None,
+        "isolation": isolation_level(config.sandbox) if config.execution != "off" else None,
         "dataset_size": len(rows),
         "rejected": dict(sorted(rejected.items())),
         "tokens_out": gen_metrics["tokens_out"],

