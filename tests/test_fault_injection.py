@@ -108,7 +108,7 @@ def compared(outputs: dict[str, str]) -> dict[str, str]:
 
 
 def leftover_processes(project: Path) -> list[str]:
-    out = subprocess.run(["pgrep", "-af", f"{project}|scoder-sandbox-|scoder-evalplus-"], capture_output=True, text=True).stdout
+    out = subprocess.run(["pgrep", "-af", f"{project}|scoder-sandbox-|harness.py"], capture_output=True, text=True).stdout
     return [line for line in out.splitlines() if "pgrep" not in line]
 
 

@@ -49,7 +49,7 @@ def test_dataset_keeps_parsed_and_runnable_samples(execution, kept, monkeypatch,
     assert rows[0]["instruction"] == "Add one." and rows[0]["response"].startswith("```python")
     assert metrics["rejected"]["unparsed:refusal"] == 1 and metrics["parse_ok"] == 2
     if execution == "filter":
-        assert metrics["rejected"]["execution:exit_3"] == 1 and metrics["exec_ok"] == 1
+        assert metrics["rejected"]["execution:error:SystemExit"] == 1 and metrics["exec_ok"] == 1
     assert metrics["checkpoint"] == "checkpoint-1"  # the last checkpoint writes the dataset
     path = tmp_path / "dataset.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))

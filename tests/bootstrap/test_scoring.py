@@ -122,7 +122,7 @@ def test_execution_filter_and_aspect(uniform_weights):
                   candidate("b", 0, 0, "NOCODE", code="")]
     config = ScoreConfig(mode="forced", weights_file=uniform_weights, execution="filter", sandbox=FAST)
     scored, best, metrics = score_candidates(judge, candidates, config)
-    assert [r["exec_reason"] for r in scored] == ["ok", "exit_3", "no_code"]
+    assert [r["exec_reason"] for r in scored] == ["ok", "error:SystemExit", "no_code"]
     assert [r["id"] for r in best] == ["a-0-0"]  # the higher-scored crashing candidate is filtered out
     assert metrics["exec_ok"] == 1 and metrics["exec_rate"] == pytest.approx(1 / 3)
     config = ScoreConfig(mode="forced", weights_file=uniform_weights, execution="aspect", execution_weight=1.0, sandbox=FAST)
@@ -141,7 +141,7 @@ HOSTILE = {
     "subprocess": "import subprocess\nsubprocess.run(['rm', '-rf', '{victim}'])\n",
     "kill_parent": "import os, signal\nos.kill(os.getppid(), signal.SIGKILL)\n",
     "env_secret": "import os\nassert os.environ.get('SCODER_TEST_SECRET') is None\nraise SystemExit(os.environ.get('SCODER_TEST_SECRET', 'absent'))\n",
-    "ctypes": "import ctypes\nctypes.CDLL(None).system(b'touch {victim}/ctypes.txt')\n",
+    "ctypes": "import ctypes\nassert ctypes.CDLL(None).system(b'touch {victim}/ctypes.txt') == 0\n",
     "signal_ignore_sleep": "import signal, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\ntime.sleep(60)\n",
 }
 

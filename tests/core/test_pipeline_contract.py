@@ -136,7 +136,7 @@ def _docstrings(tree: ast.AST) -> set[int]:
 
 
 def test_package_files_run_by_path_are_imported_so_their_stages_depend_on_them(repo_root):
-    """A module that runs another package file as a script (`python -I sandbox_runner.py`)
+    """A module that runs another package file as a script (`python -I harness.py`)
     must import it, or the file is in no stage's closure and DVC never reruns for it."""
     src = repo_root / "src" / "scoder"
     files = {p.name for p in src.rglob("*.py")}
@@ -152,6 +152,6 @@ def test_package_files_run_by_path_are_imported_so_their_stages_depend_on_them(r
     stages = yaml.safe_load((repo_root / "dvc.yaml").read_text())["stages"]
     for stage in ("score", "synthesize", "evaluate", "specialist_evaluate"):
         body = stages[stage].get("do", stages[stage])
-        assert "src/scoder/execution/sandbox_runner.py" in body["deps"], stage
+        assert "src/scoder/execution/harness.py" in body["deps"], stage
     for stage in ("evaluate", "specialist_evaluate"):
-        assert "src/scoder/execution/evalplus_runner.py" in stages[stage]["deps"], stage
+        assert "src/scoder/execution/judge.py" in stages[stage]["deps"], stage

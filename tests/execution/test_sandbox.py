@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from scoder.execution.sandbox import SandboxConfig, network_namespace_available, run_untrusted
+from scoder.execution.sandbox import SandboxConfig, isolation_level, run_untrusted
 
 FAST = SandboxConfig(timeout_s=3.0, memory_mb=256, cpu_s=5)
 
@@ -110,9 +110,12 @@ def test_killing_the_parent_is_refused():
     assert os.getpid() > 0  # we are still here
 
 
-def test_ctypes_escape_is_refused():
-    result = run_untrusted("import ctypes\nctypes.CDLL(None).system(b'true')\n", FAST)
-    assert not result.exec_ok and "not allowed" in result.stderr
+def test_ctypes_reaches_libc_but_not_the_host(tmp_path):
+    """The audit hook no longer blocks ctypes (numpy needs it): libc calls run, inside the
+    namespaces, where the host's folders do not exist."""
+    marker = tmp_path / "pwned"
+    result = run_untrusted(f"import ctypes\nassert ctypes.CDLL(None).system(b'touch {marker}') != 0\n", FAST)
+    assert result.exec_ok and not marker.exists()
 
 
 def test_huge_file_write_hits_the_size_limit():
@@ -123,18 +126,33 @@ def test_huge_file_write_hits_the_size_limit():
 
 def test_isolation_reports_its_layers():
     result = run_untrusted("x = 1\n", FAST)
-    assert result.isolation == ("netns+audit" if network_namespace_available() else "audit")
+    assert result.isolation == isolation_level(FAST) and result.isolation in ("bwrap", "unshare")
 
 
-def test_errors_name_the_candidate_code_not_the_runner():
+def test_errors_name_the_candidate_code_not_the_checkout():
     """The stderr kept in the records is the same whichever folder the checkout lives in."""
-    from scoder.execution.sandbox import RUNNER
+    from scoder.execution.sandbox import HARNESS
 
     failing = run_untrusted("def f(x):\n    return int(x)\n\nf('not a number')\n")
-    assert failing.returncode == 1 and not failing.exec_ok
-    assert str(RUNNER.parent) not in failing.stderr and "sandbox_runner" not in failing.stderr
-    assert 'File "<candidate>", line 4' in failing.stderr and 'line 2, in f' in failing.stderr
+    assert not failing.exec_ok and failing.reason == "error:ValueError"
+    assert str(HARNESS.parent) not in failing.stderr
+    assert 'File "<candidate>"' in failing.stderr and 'in f' in failing.stderr
     assert failing.stderr.rstrip().endswith("ValueError: invalid literal for int() with base 10: 'not a number'")
     broken = run_untrusted("print((1,\n")
-    assert broken.returncode == 1 and "sandbox_runner" not in broken.stderr and "SyntaxError" in broken.stderr
-    assert run_untrusted("import sys\nsys.exit(3)").returncode == 3  # the code's own exit status stays
+    assert not broken.exec_ok and broken.reason == "syntax_error" and "SyntaxError" in broken.stderr
+
+
+@pytest.mark.parametrize("code, reason", [
+    ("import sys\nsys.exit(0)\nassert 1 == 2\n", "error:SystemExit"),
+    ("import os\nos._exit(0)\nassert 1 == 2\n", "incomplete"),
+    ("import atexit, os\natexit.register(os._exit, 0)\nassert 1 == 2\n", "check_failed:3"),
+    ("class A:\n    def __eq__(self, o):\n        return True\nassert A() == 2\n", "check_failed:4"),
+    ("x = [1, 2]\nassert x == [1, 2]\nassert not x == []\nassert 1 < len(x) <= 2\nassert 2 in x\nassert x\n", "ok"),
+    ("def f():\n    return 2\nif __name__ == '__main__':\n    assert f() == 3\n", "check_failed:4"),
+    ("assert 0.1 + 0.2 == 0.3\n", "check_failed:1"),
+])
+def test_the_verdict_is_the_parents(code, reason):
+    """Exit status, exit handlers and custom equality decide nothing; the assertions are
+    compared here, with Python's own semantics on plain values."""
+    result = run_untrusted(code, FAST)
+    assert result.reason == reason and result.exec_ok == (reason == "ok")
