@@ -30,6 +30,7 @@ import sys
 
 MAX_DEPTH = 100
 MAX_NODES = 200_000  # an output larger than this crosses as a digest (see encode_output)
+MAX_INLINE_BYTES = 1 << 20  # ... and so does one whose JSON form is longer
 OPAQUE = "x"
 
 
@@ -45,7 +46,9 @@ def encode_output(value, digest=False):
     2 GB of JSON and minutes.)"""
     if not digest:
         try:
-            return encode(value, 0, [MAX_NODES])
+            tagged = encode(value, 0, [MAX_NODES])
+            if len(json.dumps(tagged, separators=(",", ":"))) <= MAX_INLINE_BYTES:
+                return tagged
         except Unencodable as error:
             if "too large" not in str(error):
                 raise
@@ -287,7 +290,13 @@ class Reporter:
 
 
 def _error_name(error):
-    return type(error).__name__[:100]
+    return clean_name(type(error).__name__)
+
+
+def clean_name(text):
+    """An exception's type name as it may appear in a record: word characters only, short (the
+    parent applies this again: the report is the code's to write)."""
+    return "".join(c if c.isalnum() or c in "_.:" else "?" for c in str(text)[:60])
 
 
 def _value_or_error(compute):
@@ -301,7 +310,16 @@ def _value_or_error(compute):
         return ["error", "Unencodable:" + _error_name(error)]
 
 
+def compare_plain(op, left, right):
+    """A comparison nested inside an assertion, on plain copies of its operands (what crossing
+    the boundary would make of them): a custom `__eq__` or `__lt__` takes no part."""
+    a, b = decode(encode_output(left)), decode(encode_output(right))
+    return {"==": lambda: a == b, "!=": lambda: a != b, "<": lambda: a < b, "<=": lambda: a <= b,
+            ">": lambda: a > b, ">=": lambda: a >= b, "in": lambda: a in b, "not in": lambda: a not in b}[op]() is True
+
+
 def run_program(job, report, namespace):
+    namespace["__scoder_compare__"] = compare_plain
     for index, step in enumerate(job["steps"]):
         if step["kind"] == "code":
             try:
@@ -436,6 +454,12 @@ def main():
     if job["mode"] != "record":
         install_policy(job.get("writable", []))
     handlers[job["mode"]](job, report, namespace)
+    # a program has not ended while a non-daemon thread still runs (the interpreter would wait)
+    import threading
+
+    for thread in threading.enumerate():
+        if thread is not threading.main_thread() and not thread.daemon:
+            thread.join()
     report("done")
     sys.stdout.flush()
     sys.stderr.flush()

@@ -49,7 +49,8 @@ class SandboxConfig:
     max_processes: int = 32  # RLIMIT_NPROC of the sandbox user (only meaningful for a dedicated uid)
     disk_mb: int = 64  # the private tmpfs (work folder and /tmp together)
     max_output_kb: int = 1024  # stdout + stderr bytes read; beyond it the run is killed
-    max_result_mb: int = 256  # bytes of results read (outputs of every test input)
+    max_result_mb: int = 64  # bytes of results read (outputs of every test input)
+    max_line_kb: int = 4096  # one result line (parsing JSON costs ~25x its size in memory)
     isolation: str = "auto"  # auto | bwrap | unshare | none
     allow_weak_sandbox: bool = False  # let `none` run untrusted code (no namespaces at all)
     sandbox_uid: int = 65534  # the unprivileged user that runs the code when the caller is root
@@ -57,6 +58,76 @@ class SandboxConfig:
 
 class SandboxUnavailable(RuntimeError):
     pass
+
+
+class Cgroup:
+    """A cgroup of its own for one run where the caller may make one (root, cgroup v1 or a
+    delegated v2 tree): the memory of all its processes together (shared memory, memfd and
+    tmpfs pages included, which rlimits do not see) and their number are capped. Best effort:
+    without it the per-process rlimits and the tmpfs size still hold."""
+
+    ROOT = Path("/sys/fs/cgroup")
+
+    def __init__(self, memory_bytes: int, pids: int):
+        import secrets as _secrets
+
+        self.paths: list[Path] = []
+        if os.geteuid() != 0 or not self.ROOT.is_dir():
+            return
+        name = f"scoder-sandbox-{os.getpid()}-{_secrets.token_hex(4)}"
+        own = self._own_paths()
+        plans = []
+        if (self.ROOT / "cgroup.controllers").exists():  # v2
+            plans.append((self.ROOT / own.get("", "/").lstrip("/") / name, {"memory.max": memory_bytes, "pids.max": pids}))
+        else:
+            for controller, limits in (("memory", {"memory.limit_in_bytes": memory_bytes}), ("pids", {"pids.max": pids})):
+                base = self.ROOT / controller
+                if base.is_dir():
+                    plans.append((base / own.get(controller, "/").lstrip("/") / name, limits))
+        for path, limits in plans:
+            try:
+                path.mkdir()
+            except OSError:
+                continue
+            try:
+                for key, value in limits.items():
+                    (path / key).write_text(str(value))
+                self.paths.append(path)
+            except OSError:
+                self._remove(path)
+
+    @staticmethod
+    def _own_paths() -> dict[str, str]:
+        out = {}
+        for line in Path("/proc/self/cgroup").read_text().splitlines():
+            _, controllers, path = line.split(":", 2)
+            for controller in controllers.split(",") if controllers else [""]:
+                out[controller] = path
+        return out
+
+    def enter(self) -> None:
+        """In the child, before exec: everything it starts stays in the group."""
+        for path in self.paths:
+            try:
+                with open(path / "cgroup.procs", "w") as handle:
+                    handle.write(str(os.getpid()))
+            except OSError:
+                pass
+
+    def close(self) -> None:
+        for path in self.paths:
+            self._remove(path)
+
+    @staticmethod
+    def _remove(path: Path) -> None:
+        for _ in range(50):
+            try:
+                path.rmdir()
+                return
+            except FileNotFoundError:
+                return
+            except OSError:
+                time.sleep(0.05)
 
 
 @dataclass
@@ -212,9 +283,13 @@ def _die_with_parent() -> None:
         pass
 
 
-def _own_session() -> None:
-    os.setsid()
-    _die_with_parent()
+def _starter(cgroup: "Cgroup"):
+    def start() -> None:
+        os.setsid()
+        _die_with_parent()
+        cgroup.enter()
+
+    return start
 
 
 def minimal_env(home: str, **extra: str) -> dict[str, str]:
@@ -261,15 +336,17 @@ def run_isolated(script: Path, job: dict, config: SandboxConfig,
         env = minimal_env(home)
         cwd = scratch
     payload = json.dumps(job).encode("utf-8")
+    cgroup = Cgroup((config.memory_mb + config.disk_mb + 64) * 1024 * 1024, config.max_processes + 8)
     read_fd, write_fd = os.pipe()
     start = time.perf_counter()
     try:
         process = subprocess.Popen(command + [str(write_fd)], cwd=cwd, env=env if env is not None else {},
                                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                   pass_fds=(write_fd,), preexec_fn=_own_session, close_fds=True)
+                                   pass_fds=(write_fd,), preexec_fn=_starter(cgroup), close_fds=True)
     except BaseException:
         os.close(read_fd)
         os.close(write_fd)
+        cgroup.close()
         raise
     os.close(write_fd)
     feeder = threading.Thread(target=_feed, args=(process.stdin, payload), daemon=True)
@@ -280,6 +357,7 @@ def run_isolated(script: Path, job: dict, config: SandboxConfig,
         _kill(process)
         os.close(read_fd)
         feeder.join(timeout=5)
+        cgroup.close()
         if scratch:
             shutil.rmtree(scratch, ignore_errors=True)
     return Finished(returncode=process.returncode, seconds=round(time.perf_counter() - start, 3), isolation=level, **outcome)
@@ -302,7 +380,8 @@ def _collect(process, read_fd, config, timeout_s, start, on_line, line_deadline)
         selector.register(fd, selectors.EVENT_READ, name)
     lines: list[bytes] = []
     result_cap = config.max_result_mb * 1024 * 1024
-    output_total = 0
+    line_cap = config.max_line_kb * 1024
+    output_total = result_total = 0
     timed_out = exceeded = stopped = False
     last_line = start
     deadline = start + timeout_s
@@ -328,12 +407,16 @@ def _collect(process, read_fd, config, timeout_s, start, on_line, line_deadline)
                 continue
             if name == "result":
                 buffers["result"] += chunk
-                if len(buffers["result"]) > result_cap:
+                result_total += len(chunk)
+                if result_total > result_cap or (b"\n" not in chunk and len(buffers["result"]) > line_cap):
                     exceeded = True
                     break
                 while b"\n" in buffers["result"]:
                     line, _, rest = bytes(buffers["result"]).partition(b"\n")
                     buffers["result"] = bytearray(rest)
+                    if len(line) > line_cap:
+                        exceeded = True
+                        break
                     lines.append(line)
                     last_line = time.perf_counter()
                     if on_line is not None and not on_line(line):
@@ -356,10 +439,31 @@ def _collect(process, read_fd, config, timeout_s, start, on_line, line_deadline)
             "stdout": bytes(buffers["stdout"]), "stderr": bytes(buffers["stderr"]), "lines": lines}
 
 
+def _children(pid: int) -> list[int]:
+    found = []
+    try:
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/children") as handle:
+                found += [int(c) for c in handle.read().split()]
+    except OSError:
+        pass
+    return found
+
+
+def _gone(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().rpartition(")")[2].split()[0] in ("Z", "X")
+    except OSError:
+        return True
+
+
 def _kill(process: subprocess.Popen) -> None:
     """SIGKILL the sandbox's first process and its group. With namespaces that process is
     bubblewrap or unshare, whose death takes the PID namespace, and so every process the code
-    started, with it (--die-with-parent / --kill-child)."""
+    started, with it (--die-with-parent / --kill-child). The namespace's first process dies
+    only after all the others, so the call returns once it is gone: nothing runs on after."""
+    inner = _children(process.pid)
     for kill in (lambda: os.killpg(process.pid, signal.SIGKILL), lambda: process.kill()):
         try:
             kill()
@@ -369,6 +473,11 @@ def _kill(process: subprocess.Popen) -> None:
         process.wait(timeout=10)
     except subprocess.TimeoutExpired:
         pass
+    deadline = time.monotonic() + 10
+    while inner and time.monotonic() < deadline:
+        inner = [pid for pid in inner if not _gone(pid)]
+        if inner:
+            time.sleep(0.01)
     for stream in (process.stdin, process.stdout, process.stderr):
         try:
             if stream:

@@ -286,7 +286,7 @@ def check_solution(dataset: str, solution: str, suite: Suite, sandbox: SandboxCo
                 raise ValueError("foreign line")
             if event[1] == "setup":
                 if event[2] != "ok":
-                    state.update(failed=-1, reason=f"setup:{str(event[3])[:60]}")
+                    state.update(failed=-1, reason=f"setup:{harness.clean_name(event[3])}")
                     return False
                 state["setup"] = True
                 return True
@@ -298,7 +298,7 @@ def check_solution(dataset: str, solution: str, suite: Suite, sandbox: SandboxCo
             if event[1] != "call" or event[2] != index:
                 raise ValueError("out of order")
             if event[3] != "value":
-                state.update(failed=index, reason=f"error:{str(event[4])[:60]}")
+                state.update(failed=index, reason=f"error:{harness.clean_name(event[4])}")
                 return False
             out = harness.decode(event[4])
         except (ValueError, TypeError, KeyError, IndexError, RecursionError) as error:
