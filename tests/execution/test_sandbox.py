@@ -143,7 +143,16 @@ def test_errors_name_the_candidate_code_not_the_checkout():
 
 
 @pytest.mark.parametrize("code, reason", [
-    ("import sys\nsys.exit(0)\nassert 1 == 2\n", "error:SystemExit"),
+    ("import sys\nsys.exit(0)\nassert 1 == 2\n", "exited_before_checks"),
+    ("import sys\nsys.exit(3)\n", "error:SystemExit"),
+    ("import sys\ndef main():\n    return 0\nif __name__ == '__main__':\n    sys.exit(main())\n", "ok"),
+    ('"""Demo."""\nimport argparse, sys\nassert argparse.ArgumentParser(description=__doc__).parse_args() is not None\n'
+     "assert sys.argv == ['<candidate>'] and open(__file__).read().startswith('\"\"\"Demo')\n", "ok"),
+    ("import dataclasses, enum\n@dataclasses.dataclass\nclass P:\n    x: int\nclass C(enum.Enum):\n    R = 1\n"
+     "assert P(1) == P(1)\nassert P(1) != P(2)\nassert C.R == C.R\nassert 3 in range(5)\nassert {1: 2}.keys() == {1}\n", "ok"),
+    ("import numpy as np\na = np.array([1, 2])\nassert (a == np.array([1, 2])).all()\nassert np.all(a > 0)\n", "ok"),
+    ("import os\nfrom __future__ import annotations\n", "syntax_error"),
+    ("import threading, time\nthreading.Thread(target=time.sleep, args=(0.2,)).start()\nassert True\n", "ok"),
     ("import os\nos._exit(0)\nassert 1 == 2\n", "incomplete"),
     ("import atexit, os\natexit.register(os._exit, 0)\nassert 1 == 2\n", "check_failed:3"),
     ("class A:\n    def __eq__(self, o):\n        return True\nassert A() == 2\n", "check_failed:4"),

@@ -71,15 +71,17 @@ WRONG_ADD = "def add(a, b):\n    return a - b\n"
 # Finds the in-process reporter of the harness (a callable object holding the result fd) with gc.
 FIND_REPORTER = r'''
 import gc as _gc, os as _os, re as _re, sys as _sys
-_fd = int(_sys.argv[1]) if len(_sys.argv) > 1 and _sys.argv[1].isdigit() else 4
-_rep = None
+_rep, _fd = None, None
 for _o in _gc.get_objects():
     try:
-        if callable(_o) and not isinstance(_o, type) and _fd in vars(_o).values():
-            _rep = _o
-            break
+        _v = vars(_o)
     except TypeError:
-        pass
+        continue
+    if callable(_o) and not isinstance(_o, type) and any(isinstance(x, str) and _re.fullmatch(r"[0-9a-f]{32}", x) for x in _v.values()):
+        _ints = [x for x in _v.values() if type(x) is int]
+        if _ints:
+            _rep, _fd = _o, _ints[0]
+            break
 '''
 
 # Rewrites every "check" message so that all its operands equal the last one.
@@ -359,7 +361,7 @@ def test_secrets_of_the_caller_are_not_readable(secret):
                 except OSError:
                     pass
     text = ' '.join(found)
-    print('LEAK' if {secret['value']!r} in text else 'clean', 'scoder-pipeline' in text)
+    print('LEAK' if {secret['value'][::-1]!r}[::-1] in text else 'clean', 'scoder-' 'pipeline' in text)
     """
     result = run(code, SandboxConfig(timeout_s=8.0))
     assert secret["value"] not in result.stdout + result.stderr

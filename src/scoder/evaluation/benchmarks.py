@@ -233,7 +233,7 @@ def run_humaneval_base(problems: Sequence[dict], solutions: Mapping[str, Sequenc
         by_task[p["task_id"]] = {"base": Suite(p["task_id"], p["entry_point"], [decode(i) for i in inputs],
                                                [decode(o) for o in outputs],
                                                [max(min_time_limit, gt_time_limit_factor * t) for t in times],
-                                               1e-6 if p["entry_point"] == "find_zero" else 0.0)}
+                                               1e-4 if p["entry_point"] == "find_zero" else 0.0)}
     return judge_samples("humaneval", problems, by_task, solutions, sandbox, workers, base_only=True)
 
 

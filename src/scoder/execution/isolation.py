@@ -89,11 +89,16 @@ class Cgroup:
                 path.mkdir()
             except OSError:
                 continue
-            try:
-                for key, value in limits.items():
+            applied = 0
+            for key, value in limits.items():  # each limit on its own: one missing controller spoils no other
+                try:
                     (path / key).write_text(str(value))
+                    applied += 1
+                except OSError:
+                    pass
+            if applied:
                 self.paths.append(path)
-            except OSError:
+            else:
                 self._remove(path)
 
     @staticmethod
@@ -274,13 +279,21 @@ def _limits_for_level(config: SandboxConfig, level: str) -> dict:
     return limits
 
 
-def _die_with_parent() -> None:
+def _load_prctl():
     try:
         import ctypes
 
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        return ctypes.CDLL(None, use_errno=True).prctl
     except (OSError, AttributeError):
-        pass
+        return None
+
+
+_PRCTL = _load_prctl()  # loaded here: no dlopen between fork and exec (the caller has threads)
+
+
+def _die_with_parent() -> None:
+    if _PRCTL is not None:
+        _PRCTL(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
 def _starter(cgroup: "Cgroup"):
@@ -347,6 +360,8 @@ def run_isolated(script: Path, job: dict, config: SandboxConfig,
         os.close(read_fd)
         os.close(write_fd)
         cgroup.close()
+        if scratch:
+            shutil.rmtree(scratch, ignore_errors=True)
         raise
     os.close(write_fd)
     feeder = threading.Thread(target=_feed, args=(process.stdin, payload), daemon=True)
@@ -382,7 +397,7 @@ def _collect(process, read_fd, config, timeout_s, start, on_line, line_deadline)
     result_cap = config.max_result_mb * 1024 * 1024
     line_cap = config.max_line_kb * 1024
     output_total = result_total = 0
-    timed_out = exceeded = stopped = False
+    timed_out = exceeded = stopped = draining = False
     last_line = start
     deadline = start + timeout_s
     while selector.get_map():
@@ -393,9 +408,14 @@ def _collect(process, read_fd, config, timeout_s, start, on_line, line_deadline)
             if allowed is not None:
                 wait_until = min(wait_until, last_line + allowed)
         if now >= wait_until:
+            if draining:
+                timed_out = True
+                break
+            draining = True  # one last look: what is already in the pipes still counts
+        events = selector.select(timeout=0 if draining else wait_until - now)
+        if draining and not events:
             timed_out = True
             break
-        events = selector.select(timeout=wait_until - now)
         for key, _ in events:
             name = key.data
             try:
@@ -411,9 +431,13 @@ def _collect(process, read_fd, config, timeout_s, start, on_line, line_deadline)
                 if result_total > result_cap or (b"\n" not in chunk and len(buffers["result"]) > line_cap):
                     exceeded = True
                     break
-                while b"\n" in buffers["result"]:
-                    line, _, rest = bytes(buffers["result"]).partition(b"\n")
-                    buffers["result"] = bytearray(rest)
+                data, begin = buffers["result"], 0
+                while True:
+                    end = data.find(b"\n", begin)
+                    if end < 0:
+                        break
+                    line = bytes(data[begin:end])
+                    begin = end + 1
                     if len(line) > line_cap:
                         exceeded = True
                         break
@@ -422,6 +446,7 @@ def _collect(process, read_fd, config, timeout_s, start, on_line, line_deadline)
                     if on_line is not None and not on_line(line):
                         stopped = True
                         break
+                del data[:begin]
             else:
                 output_total += len(chunk)
                 buffers[name] += chunk

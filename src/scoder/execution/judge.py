@@ -134,7 +134,14 @@ def _mbpp_inputs(task_id: str, inputs: list) -> list:
 
 
 def _cache_file(kind: str, source: bytes, cache_dir: Path) -> Path:
-    digest = hashlib.sha256(source + HARNESS.read_bytes() + kind.encode()).hexdigest()[:32]
+    """Keyed by the problems, the harness, and the versions that shape inputs and outputs."""
+    import platform
+
+    import evalplus
+    import numpy
+
+    versions = f"{evalplus.__version__}|{numpy.__version__}|{platform.python_version()}".encode()
+    digest = hashlib.sha256(source + HARNESS.read_bytes() + kind.encode() + versions).hexdigest()[:32]
     return cache_dir / "ground-truth" / f"{kind}-{digest}.json"
 
 
@@ -164,7 +171,8 @@ def _store(path: Path, payload) -> None:
 def _reference_config(sandbox: SandboxConfig) -> SandboxConfig:
     from dataclasses import replace
 
-    return replace(sandbox, memory_mb=max(sandbox.memory_mb, 4096), cpu_s=max(sandbox.cpu_s, 600), timeout_s=600)
+    return replace(sandbox, memory_mb=max(sandbox.memory_mb, 4096), cpu_s=max(sandbox.cpu_s, 600), timeout_s=600,
+                   max_result_mb=max(sandbox.max_result_mb, 2048), max_line_kb=max(sandbox.max_line_kb, 16384))
 
 
 def _run_reference(code: str, entry_point: str, inputs: list, sandbox: SandboxConfig, what: str) -> tuple[list, list]:
@@ -267,11 +275,23 @@ class Verdict:
     reason: str
 
 
+def require_hidden_answers(sandbox: SandboxConfig) -> str:
+    """Benchmark verdicts need a sandbox that hides the answers: only bubblewrap's view leaves
+    out the problem files, the data inside packages and the reference cache (under `unshare`
+    they are readable), so any other level needs allow_weak_sandbox."""
+    from scoder.execution.isolation import SandboxUnavailable, isolation_level
+
+    level = isolation_level(sandbox)
+    if level != "bwrap" and not sandbox.allow_weak_sandbox:
+        raise SandboxUnavailable(f"benchmark verdicts need bubblewrap (this machine offers '{level}', which lets "
+                                 "generated code read the benchmark's answers); install bubblewrap, or set "
+                                 "allow_weak_sandbox: true in the stage's sandbox section")
+    return level
+
+
 def check_solution(dataset: str, solution: str, suite: Suite, sandbox: SandboxConfig) -> Verdict:
     """Run `solution` on `suite`'s inputs contained; judge every output here, stopping at the
     first failure as evalplus does."""
-    if not suite.inputs:
-        return Verdict("pass", None, "no inputs")
     token = secrets.token_hex(16)
     job = {"mode": "calls", "token": token, "code": solution, "entry_point": suite.entry_point,
            "inputs": [harness.encode(list(i)) for i in suite.inputs], "time_limits": suite.time_limits,
@@ -289,7 +309,7 @@ def check_solution(dataset: str, solution: str, suite: Suite, sandbox: SandboxCo
                     state.update(failed=-1, reason=f"setup:{harness.clean_name(event[3])}")
                     return False
                 state["setup"] = True
-                return True
+                return bool(suite.inputs)
             if event[1] == "done" and state["setup"]:
                 return True
             if not state["setup"]:
@@ -301,7 +321,7 @@ def check_solution(dataset: str, solution: str, suite: Suite, sandbox: SandboxCo
                 state.update(failed=index, reason=f"error:{harness.clean_name(event[4])}")
                 return False
             out = harness.decode(event[4])
-        except (ValueError, TypeError, KeyError, IndexError, RecursionError) as error:
+        except Exception as error:  # noqa: BLE001 - whatever the code wrote, a malformed report fails the sample
             state.update(failed=state["next"], reason=f"protocol:{type(error).__name__}")
             return False
         # the oracle sees the input as the parent holds it, not as the solution may have mutated it
@@ -309,7 +329,7 @@ def check_solution(dataset: str, solution: str, suite: Suite, sandbox: SandboxCo
             state.update(failed=index, reason="wrong_output")
             return False
         state["next"] = index + 1
-        return True
+        return state["next"] < len(suite.inputs)  # all judged: nothing more to wait for
 
     def line_deadline(lines_seen: int) -> float | None:
         # while the module itself loads, only the task deadline applies; then each input has its
@@ -330,7 +350,7 @@ def check_solution(dataset: str, solution: str, suite: Suite, sandbox: SandboxCo
     done = run_isolated(HARNESS, job, sandbox, on_line=on_line, line_deadline=line_deadline, timeout_s=timeout)
     if state["failed"] is not None:
         return Verdict("fail", None if state["failed"] < 0 else state["failed"], state["reason"])
-    if state["next"] == len(suite.inputs):
+    if state["setup"] and state["next"] == len(suite.inputs):
         return Verdict("pass", None, "ok")
     if done.output_exceeded:
         return Verdict("fail", state["next"], "output_limit")
@@ -344,9 +364,19 @@ def judge_samples(dataset: str, problems: Sequence[dict], suites_by_task: Mappin
                   base_only: bool = False, plus: bool = True) -> dict[str, list[dict]]:
     """{task_id: [{"base_status", "plus_status", "base_fail_input", "plus_fail_input"}, ...]} in
     sample order; plus tests are run only when `plus` and not `base_only` (plus_status None)."""
+    require_hidden_answers(sandbox)
     jobs = [(p["task_id"], i, s) for p in problems for i, s in enumerate(solutions[p["task_id"]])]
 
     def one(job):
+        try:
+            return judged(job)
+        except Exception as error:  # noqa: BLE001 - one sample's trouble (e.g. no process left to start) fails it alone
+            log.warning("%s sample %d could not be judged: %s", job[0], job[1], error)
+            reason = f"judge_error:{type(error).__name__}"
+            return {"base_status": "fail", "plus_status": None if base_only or not plus else "fail",
+                    "base_fail_input": None, "base_reason": reason}
+
+    def judged(job):
         task, _, solution = job
         base = check_solution(dataset, solution, suites_by_task[task]["base"], sandbox)
         row = {"base_status": base.status, "plus_status": None, "base_fail_input": base.failed_input, "base_reason": base.reason}

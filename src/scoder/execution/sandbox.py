@@ -110,8 +110,13 @@ def _check(node: ast.Assert) -> Check:
 
 def program_steps(code: str) -> list:
     """The program as steps: str (statements to execute) or Check. Raises SyntaxError."""
+    compile(code, "<candidate>", "exec", dont_inherit=True)  # Python's own errors (a misplaced __future__, ...)
     module = ast.parse(code)
-    future = [n for n in module.body if isinstance(n, ast.ImportFrom) and n.module == "__future__"]
+    future = []
+    for n in module.body[(1 if ast.get_docstring(module) is not None else 0):]:
+        if not (isinstance(n, ast.ImportFrom) and n.module == "__future__"):
+            break
+        future.append(n)
     preamble = "".join(ast.unparse(n) + "\n" for n in future)
     steps: list = []
     pending: list[ast.stmt] = []
@@ -142,7 +147,7 @@ def _holds(check: Check, values: list) -> bool:
     else:
         (value,) = values
         if isinstance(value, (harness.Opaque, harness.Digest)):
-            return False
+            return False  # an object whose truth only its own __bool__ knows
         result = bool(value)
     if not isinstance(result, bool):  # numpy arrays and the like: Python's assert would raise
         result = bool(result)
@@ -167,6 +172,9 @@ def judge_program(steps: list, token: str, lines: list[bytes]) -> tuple[str | No
             return "protocol", False
         step = steps[expected]
         if kind == "step" and isinstance(step, str):
+            if event[3] == "exit":  # SystemExit(0): a clean end, unless assertions were still to come
+                later = steps[expected + 1:]
+                return ("exited_before_checks", False) if any(isinstance(s, Check) for s in later) else (None, True)
             if event[3] != "ok":
                 return f"error:{harness.clean_name(event[4] if len(event) > 4 else '?')}", False
         elif kind == "check" and isinstance(step, Check):
@@ -187,6 +195,13 @@ def judge_program(steps: list, token: str, lines: list[bytes]) -> tuple[str | No
     return None, False
 
 
+def _docstring(code: str) -> str | None:
+    try:
+        return ast.get_docstring(ast.parse(code), clean=False)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return None
+
+
 def run_untrusted(code: str, config: SandboxConfig | None = None) -> ExecResult:
     """Run a generated program contained and judge it here (see the module docstring)."""
     config = config or SandboxConfig()
@@ -196,7 +211,7 @@ def run_untrusted(code: str, config: SandboxConfig | None = None) -> ExecResult:
     except (SyntaxError, ValueError, RecursionError, MemoryError) as error:
         return ExecResult(False, "syntax_error", None, False, 0.0, "", f"{type(error).__name__}: {error}"[-2000:], level)
     token = secrets.token_hex(16)
-    job = {"mode": "program", "token": token,
+    job = {"mode": "program", "token": token, "source": code, "doc": _docstring(code),
            "steps": [{"kind": "code", "source": s} if isinstance(s, str) else {"kind": "check", "operands": s.operands}
                      for s in steps]}
     done = run_isolated(HARNESS, job, config)
