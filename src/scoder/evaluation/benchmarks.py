@@ -221,6 +221,7 @@ def run_humaneval_base(problems: Sequence[dict], solutions: Mapping[str, Sequenc
     """The fallback without evalplus' problem files: HumanEval's own tests, as the inputs that
     its `check(candidate)` passes to the canonical solution (recorded once, in the sandbox) and
     that solution's outputs, judged here like evalplus' base tests; plus_status None."""
+    from scoder.execution.harness import decode
     from scoder.execution.judge import Suite, default_cache_dir, judge_samples, recorded_tests
 
     payload = json.dumps([[p["task_id"], p["prompt"], p["canonical_solution"], p["test"]] for p in problems]).encode()
@@ -228,8 +229,6 @@ def run_humaneval_base(problems: Sequence[dict], solutions: Mapping[str, Sequenc
     by_task = {}
     for p in problems:
         inputs, outputs, times = recorded[p["task_id"]]
-        from scoder.execution.harness import decode
-
         by_task[p["task_id"]] = {"base": Suite(p["task_id"], p["entry_point"], [decode(i) for i in inputs],
                                                [decode(o) for o in outputs],
                                                [max(min_time_limit, gt_time_limit_factor * t) for t in times],

@@ -216,10 +216,8 @@ def decode(node, depth=0):
     """The value `encode` described, built only from plain types (numpy for numpy tags) and a
     few standard-library value types; any other shape raises ValueError. Used by the parent on
     untrusted lines."""
-    if depth:
-        return _decode(node, depth)
     try:
-        return _decode(node, 0)
+        return _decode(node, depth)
     except ValueError:
         raise
     except Exception as error:  # OverflowError, TypeError (unhashable keys), ...: all malformed
@@ -227,7 +225,6 @@ def decode(node, depth=0):
 
 
 def _decode(node, depth=0):
-    decode = _decode  # noqa: F841 - recursion below stays inside the wrapper's error handling
     if depth > MAX_DEPTH + 2:
         raise ValueError("nested too deeply")
     if not isinstance(node, list) or not node or not isinstance(node[0], str):
@@ -256,7 +253,7 @@ def _decode(node, depth=0):
             return float(payload)
         raise ValueError("bad float")
     if tag == "c" and len(rest) == 2:
-        real, imag = decode(rest[0], depth + 1), decode(rest[1], depth + 1)
+        real, imag = _decode(rest[0], depth + 1), _decode(rest[1], depth + 1)
         if not all(type(x) is float for x in (real, imag)):
             raise ValueError("bad complex")
         return complex(real, imag)
@@ -265,7 +262,7 @@ def _decode(node, depth=0):
     if tag == "y":
         return bytes.fromhex(one(str))
     if tag in ("l", "u", "s", "z"):
-        items = [decode(item, depth + 1) for item in one(list)]
+        items = [_decode(item, depth + 1) for item in one(list)]
         return {"l": list, "u": tuple, "s": set, "z": frozenset}[tag](items)
     if tag == "d":
         pairs = one(list)
@@ -273,7 +270,7 @@ def _decode(node, depth=0):
         for pair in pairs:
             if not isinstance(pair, list) or len(pair) != 2:
                 raise ValueError("bad dict item")
-            out[decode(pair[0], depth + 1)] = decode(pair[1], depth + 1)
+            out[_decode(pair[0], depth + 1)] = _decode(pair[1], depth + 1)
         return out
     if tag in ("g", "a"):
         return _decode_numpy(tag, rest, depth)
@@ -294,13 +291,13 @@ def _decode(node, depth=0):
     if tag == "dq" and len(rest) == 1 and isinstance(rest[0], list):
         import collections
 
-        return collections.deque(decode(item, depth + 1) for item in rest[0])
+        return collections.deque(_decode(item, depth + 1) for item in rest[0])
     if tag == "r" and len(rest) == 2 and isinstance(rest[0], str) and isinstance(rest[1], list):
         fields = []
         for pair in rest[1]:
             if not isinstance(pair, list) or len(pair) != 2 or not isinstance(pair[0], str):
                 raise ValueError("bad record field")
-            fields.append((pair[0], decode(pair[1], depth + 1)))
+            fields.append((pair[0], _decode(pair[1], depth + 1)))
         return Record(rest[0], tuple(fields))
     if tag == "h" and len(rest) == 1 and isinstance(rest[0], str) and len(rest[0]) == 64:
         return Digest(rest[0])
@@ -318,9 +315,9 @@ def _decode_numpy(tag, rest, depth):
     if dtype.kind not in NUMPY_KINDS:
         raise ValueError(f"numpy dtype {rest[0]!r} not allowed")
     if tag == "g" and len(rest) == 2:
-        return dtype.type(decode(rest[1], depth + 1))
+        return dtype.type(_decode(rest[1], depth + 1))
     if tag == "a" and len(rest) == 3 and isinstance(rest[1], list) and all(type(d) is int and d >= 0 for d in rest[1]):
-        flat = decode(rest[2], depth + 1)
+        flat = _decode(rest[2], depth + 1)
         if not isinstance(flat, list):
             raise ValueError("bad numpy array")
         return np.array(flat, dtype=dtype).reshape(rest[1])

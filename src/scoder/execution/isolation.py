@@ -271,7 +271,7 @@ def isolation_level(config: SandboxConfig) -> str:
         "sandbox section to run it with resource limits and the audit hook only.")
 
 
-def _limits_for_level(config: SandboxConfig, level: str) -> dict:
+def _limits(config: SandboxConfig) -> dict:
     limits = {"memory_mb": config.memory_mb, "cpu_s": config.cpu_s, "file_size_mb": config.file_size_mb,
               "max_open_files": config.max_open_files}
     if os.geteuid() == 0:
@@ -327,7 +327,7 @@ def run_isolated(script: Path, job: dict, config: SandboxConfig,
 
     level = isolation_level(config)
     timeout_s = config.timeout_s if timeout_s is None else timeout_s
-    job = {**job, "limits": _limits_for_level(config, level)}
+    job = {**job, "limits": _limits(config)}
     scratch = None
     if level == "bwrap":
         home = WORKDIR
@@ -335,7 +335,7 @@ def run_isolated(script: Path, job: dict, config: SandboxConfig,
         script_path = f"{WORKDIR}/.harness.py"
         # the harness enters read-only, next to nothing else of the checkout
         command = _bwrap_args(config, minimal_env(home), {str(script): script_path}) + [sys.executable, "-I", "-B", script_path]
-        env = None
+        env = {}  # bubblewrap sets the sandbox's own (--clearenv, --setenv)
         cwd = "/"
     else:
         scratch = tempfile.mkdtemp(prefix="scoder-sandbox-")
@@ -353,25 +353,21 @@ def run_isolated(script: Path, job: dict, config: SandboxConfig,
     read_fd, write_fd = os.pipe()
     start = time.perf_counter()
     try:
-        process = subprocess.Popen(command + [str(write_fd)], cwd=cwd, env=env if env is not None else {},
-                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                   pass_fds=(write_fd,), preexec_fn=_starter(cgroup), close_fds=True)
-    except BaseException:
-        os.close(read_fd)
-        os.close(write_fd)
-        cgroup.close()
-        if scratch:
-            shutil.rmtree(scratch, ignore_errors=True)
-        raise
-    os.close(write_fd)
-    feeder = threading.Thread(target=_feed, args=(process.stdin, payload), daemon=True)
-    feeder.start()
-    try:
-        outcome = _collect(process, read_fd, config, timeout_s, start, on_line, line_deadline)
+        try:
+            process = subprocess.Popen(command + [str(write_fd)], cwd=cwd, env=env,
+                                       stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                       pass_fds=(write_fd,), preexec_fn=_starter(cgroup), close_fds=True)
+        finally:
+            os.close(write_fd)
+        feeder = threading.Thread(target=_feed, args=(process.stdin, payload), daemon=True)
+        feeder.start()
+        try:
+            outcome = _collect(process, read_fd, config, timeout_s, start, on_line, line_deadline)
+        finally:
+            _kill(process)
+            feeder.join(timeout=5)
     finally:
-        _kill(process)
         os.close(read_fd)
-        feeder.join(timeout=5)
         cgroup.close()
         if scratch:
             shutil.rmtree(scratch, ignore_errors=True)
