@@ -18,6 +18,7 @@ def work(ctx):
     from scoder.bootstrap.distill import synthesize_samples
     from scoder.core.cost import ledger_entry
     from scoder.core.io import read_jsonl, write_json, write_jsonl
+    from scoder.core.prices import price_for
     from scoder.models.llm import load_llm
 
     config, log = ctx.config, ctx.log
@@ -28,6 +29,7 @@ def work(ctx):
         config.teacher.backend,
         len(seeds),
     )
+    price = price_for(config.teacher)
     llm = load_llm(config.teacher)
     records, metrics = synthesize_samples(
         llm,
@@ -35,8 +37,12 @@ def work(ctx):
         config,
         config.teacher.model,
         desc="distill (teacher)",
-        prices=(config.price_in_per_1m, config.price_out_per_1m),
+        prices=(price.input_per_1m, price.output_per_1m),
     )
+    metrics["price"] = {"row": price.row, "tier": price.tier, "input_per_1m": price.input_per_1m,
+                        "output_per_1m": price.output_per_1m}
+    if getattr(llm, "budget", None) is not None:
+        metrics["budget"] = llm.budget.summary()
     write_jsonl(ctx.path("samples"), records)
     write_json(
         ctx.path("ledger"), ledger_entry("distill", "teacher", config.teacher.model, config.teacher.backend, metrics)

@@ -55,6 +55,7 @@ class FakeOpenAI:
         self.delay_s = delay_s
         self.requests = 0
         self.paid: Counter = Counter()  # prompt hash -> successful answers
+        self.billed_tokens: list[tuple[int, int]] = []  # (prompt, completion) tokens of every answer served
         self.seen_auth: set[str] = set()
         self.lock = threading.Lock()
         self.slow_s = 3.0
@@ -95,6 +96,8 @@ class FakeOpenAI:
                     }
                 with server.lock:
                     server.paid[hashlib.sha256(prompt.encode()).hexdigest()] += 1
+                    usage = payload["usage"]
+                    server.billed_tokens.append((usage["prompt_tokens"], usage["completion_tokens"]))
                 self._send(200, payload)
 
             def _send(self, status, payload):

@@ -30,9 +30,9 @@ def write_project(tmp_path: Path, url: str, n: int) -> Path:
     params = {
         "distill": {
             "teacher": {"backend": "openai", "model": "gpt-test", "endpoint": url, "api_key_env": "SCODER_TEST_KEY",
-                        "max_concurrency": 2, "timeout_s": 5, "max_retries": 3},
+                        "max_concurrency": 2, "timeout_s": 5, "max_retries": 3, "price_as": "gpt-4o"},
             "sampling": {"max_tokens": 100, "temperature": 0.0},
-            "price_in_per_1m": 2.5, "price_out_per_1m": 10.0, "chunk_size": 4,
+            "chunk_size": 4,
         }
     }
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))

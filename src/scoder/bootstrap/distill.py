@@ -42,11 +42,10 @@ class GenerationConfig:
 
 @dataclass
 class DistillConfig(GenerationConfig):
-    """The `distill` section: the teacher, its generation settings and its price."""
+    """The `distill` section: the teacher and its generation settings. Its price and budget cap
+    are the teacher's (`teacher.price_as`, `teacher.max_budget_usd`: scoder.core.prices)."""
 
     teacher: LLMConfig = field(default_factory=LLMConfig)
-    price_in_per_1m: float = 0.0  # USD per 1M prompt tokens (for the cost ledger)
-    price_out_per_1m: float = 0.0  # USD per 1M completion tokens
 
 
 PROBLEM_PREFILL = "[Problem Description]\n"

@@ -75,7 +75,7 @@ def _walk(obj: Any, where: str, problems: list[str], models: dict[str, str]) -> 
     from scoder.models.llm.base import LLMConfig
 
     if isinstance(obj, LLMConfig):
-        if obj.backend == "openai":
+        if obj.backend in ("openai", "openai-batch"):
             if not re.match(r"^https?://[^\s/]+", obj.endpoint or ""):
                 problems.append(f"{where}.endpoint: '{obj.endpoint}' is not an http(s) URL")
             if not ENV_NAME.match(obj.api_key_env or ""):

@@ -312,6 +312,7 @@ def run_stage(stage: Stage, work: Callable[[StageContext], dict | None], argv: l
     key = getattr(args, "key", None)
     name = f"{stage.name}@{key}" if stage.foreach else stage.name
 
+    from .budget import BudgetExceeded
     from .params import from_dict, load_params
     from .tracking import stage_run
 
@@ -337,7 +338,12 @@ def run_stage(stage: Stage, work: Callable[[StageContext], dict | None], argv: l
     with stage_run(name, logged, args.params) as run, _folder_outputs(stage, paths) as staged:
         ctx = StageContext(stage=stage, key=key, name=name, config=config, params=guarded, paths=staged,
                            options=options, run=run, log=logging.getLogger(name), tags={"scoder.threads": str(threads)})
-        metrics = work(ctx)
+        try:
+            metrics = work(ctx)
+        except BudgetExceeded as exc:  # a clean stop, not a crash: what was paid is cached
+            log.error("stage '%s' stopped before exceeding its budget: %s", name, exc)
+            run.set_tags({"scoder.stopped": "budget cap"})
+            raise SystemExit(exc.exit_code) from None
         unread = [k for k in declared if k not in guarded.read]
         if unread:
             raise RuntimeError(f"stage '{name}' declares params {unread} but never read them: remove them from "

@@ -51,7 +51,7 @@ class Completion:
 class LLMConfig:
     """Every model setting in one place (one params block per model role)."""
 
-    backend: str = "transformers"  # transformers | vllm | openai
+    backend: str = "transformers"  # transformers | vllm | openai | openai-batch
     model: str = "smollm2"  # alias, local folder/.gguf, or hub name; for openai the served model name
     adapter: str | None = None  # PEFT/LoRA adapter folder (transformers, vllm)
     batch_size: int = 8  # prompts per forward batch (transformers)
@@ -69,6 +69,19 @@ class LLMConfig:
     max_retries: int = 6
     backoff_base_s: float = 1.0
     backoff_max_s: float = 60.0
+    # money (scoder.core.prices, scoder.core.budget): the price-table row that prices this role
+    # ("" = the model's own row; a local stand-in with a row is priced as if it were that model),
+    # or explicit USD per 1M tokens; and the stage's cap (None: no cap; cached answers count)
+    price_as: str = ""
+    price_in_per_1m: float | None = None
+    price_out_per_1m: float | None = None
+    max_budget_usd: float | None = None
+    # openai-batch: OpenAI's Batch API (half price, answers within the completion window);
+    # batch ids and their state persist under <cache>/batches/ so a rerun never resubmits
+    batch_completion_window: str = "24h"
+    batch_poll_s: float = 30.0
+    batch_max_requests: int = 50000  # requests per batch file (OpenAI's limit)
+    batch_max_attempts: int = 3  # a request that failed in this many batches is an error
     # vllm
     tensor_parallel_size: int = 1
     gpu_memory_utilization: float = 0.9
@@ -124,8 +137,12 @@ def load_llm(config: LLMConfig, cache: "ResponseCache | None" = None) -> LLM:
         from scoder.models.llm.openai_backend import OpenAICompatibleLLM
 
         return OpenAICompatibleLLM(config, cache)
+    if config.backend == "openai-batch":
+        from scoder.models.llm.openai_batch import OpenAIBatchLLM
+
+        return OpenAIBatchLLM(config, cache)
     if config.backend == "vllm":
         from scoder.models.llm.vllm_backend import VLLMBackend
 
         return VLLMBackend(config, cache)
-    raise ValueError(f"unknown LLM backend '{config.backend}' (available: transformers, openai, vllm)")
+    raise ValueError(f"unknown LLM backend '{config.backend}' (available: transformers, openai, openai-batch, vllm)")

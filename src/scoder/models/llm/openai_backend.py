@@ -8,6 +8,9 @@
 - Every successful response is committed to the persistent cache before it is used, keyed
   by (endpoint, model, messages, sampling params, sample index), so a rerun or a crash
   never pays twice.
+- The budget cap (`max_budget_usd`, scoder.core.budget): each attempt reserves its worst case
+  (prompt bytes, `max_tokens` of answer) before it is sent and settles at the billed usage; a
+  timed-out attempt stays counted (the server may have billed it).
 """
 
 from __future__ import annotations
@@ -22,7 +25,9 @@ from typing import Any, Sequence
 
 import requests
 
+from scoder.core.budget import Budget
 from scoder.core.cache import ResponseCache, cache_key
+from scoder.core.prices import price_for, prompt_tokens_upper_bound
 from scoder.models.llm.base import Completion, LLMConfig, Messages, SamplingParams, is_prefilled
 
 log = logging.getLogger(__name__)
@@ -39,15 +44,30 @@ class OpenAICompatibleLLM:
         self.config = config
         self.cache = cache
         self.precision = "n/a"  # the server chooses; `config.precision` does not apply
-        self.url = config.endpoint.rstrip("/") + "/chat/completions"
+        self.base_url = config.endpoint.rstrip("/")
+        self.url = self.base_url + "/chat/completions"
         self._session = session or requests.Session()
         self._rng = random.Random()  # jitter only; never affects outputs
         self._lock = threading.Lock()
         self.stats = {"requests": 0, "retries": 0, "cache_hits": 0}
+        self.prices = {tier: price_for(config, tier) for tier in ("sync", "batch")}
+        self.budget = Budget(config.max_budget_usd, self.prices[self.tier], f"{config.backend} model {config.model}")
+
+    tier = "sync"  # the rate this backend's own answers are billed at
+
+    def cost_of(self, value: dict) -> float:
+        """USD a cached or fresh answer was billed (at the tier it was billed at)."""
+        price = self.prices.get(value.get("billing", "sync"), self.prices["sync"])
+        return price.cost(int(value.get("prompt_tokens", 0)), int(value.get("completion_tokens", 0)))
+
+    def worst_case_usd(self, body: dict[str, Any]) -> float:
+        """The most one request can be billed: an upper bound of its prompt tokens and its
+        whole `max_tokens` of answer (per sample: n=1 each)."""
+        return self.budget.price.cost(prompt_tokens_upper_bound(body.get("messages", [])), int(body.get("max_tokens") or 0))
 
     # --- HTTP with retries -------------------------------------------------------------
-    def _headers(self) -> dict[str, str]:
-        headers = {"Content-Type": "application/json"}
+    def _headers(self, json_body: bool = True) -> dict[str, str]:
+        headers = {"Content-Type": "application/json"} if json_body else {}
         key = os.environ.get(self.config.api_key_env) if self.config.api_key_env else None
         if key:
             headers["Authorization"] = f"Bearer {key}"
@@ -57,39 +77,57 @@ class OpenAICompatibleLLM:
         with self._lock:
             self.stats[name] += 1
 
-    def _post(self, body: dict[str, Any]) -> dict[str, Any]:
+    def _send(self, method: str, url: str, worst_usd: float = 0.0, check=None, retries: int | None = None,
+              **kwargs) -> tuple[requests.Response, float]:
+        """One HTTP call with `retries` (default: max_retries); returns the response and the
+        budget it holds (released by the caller once the billed usage is known).
+        `check(response)` raises ValueError, KeyError, IndexError or TypeError for a malformed
+        body, which is retried."""
         cfg = self.config
         last_problem = "no attempt made"
-        for attempt in range(cfg.max_retries + 1):
+        retries = cfg.max_retries if retries is None else retries
+        for attempt in range(retries + 1):
             if attempt:
                 self._count("retries")
                 delay = min(cfg.backoff_max_s, cfg.backoff_base_s * 2 ** (attempt - 1))
                 time.sleep(self._rng.uniform(0, delay))  # full jitter
+            held = self.budget.reserve(worst_usd) if worst_usd else 0.0
             self._count("requests")
             try:
-                response = self._session.post(self.url, json=body, headers=self._headers(), timeout=cfg.timeout_s)
+                response = self._session.request(method, url, headers=self._headers("json" in kwargs),
+                                                 timeout=cfg.timeout_s, **kwargs)
             except requests.Timeout:
+                self.budget.settle(held, held, answered=0)  # it may have been served and billed
                 last_problem = f"timed out after {cfg.timeout_s}s"
                 continue
             except requests.ConnectionError as exc:
+                self.budget.settle(held, 0.0, answered=0)
                 last_problem = f"connection failed ({type(exc).__name__})"
                 continue
             if response.status_code in RETRY_STATUS:
+                self.budget.settle(held, 0.0, answered=0)
                 last_problem = f"HTTP {response.status_code}"
                 continue
             if response.status_code >= 400:
-                raise EndpointError(f"{self.url} answered HTTP {response.status_code}: {response.text[:300]}")
-            try:
-                data = response.json()
-                data["choices"][0]["message"]
-            except (ValueError, KeyError, IndexError, TypeError):
-                last_problem = "malformed response body"
-                continue
-            return data
-        raise EndpointError(f"{self.url} failed after {cfg.max_retries + 1} attempts: {last_problem}")
+                self.budget.settle(held, 0.0, answered=0)
+                raise EndpointError(f"{url} answered HTTP {response.status_code}: {response.text[:300]}")
+            if check is not None:
+                try:
+                    check(response)
+                except (ValueError, KeyError, IndexError, TypeError):
+                    self.budget.settle(held, held, answered=0)  # a 200 is billed even if its body is cut
+                    last_problem = "malformed response body"
+                    continue
+            return response, held
+        raise EndpointError(f"{url} failed after {retries + 1} attempt(s): {last_problem}")
 
-    # --- one sample ------------------------------------------------------------------------
-    def _sample(self, messages: Messages, params: SamplingParams, index: int) -> dict[str, Any]:
+    def _post(self, body: dict[str, Any], worst_usd: float = 0.0) -> tuple[dict[str, Any], float]:
+        response, held = self._send("POST", self.url, worst_usd, check=lambda r: r.json()["choices"][0]["message"], json=body)
+        return response.json(), held
+
+    # --- requests, answers and their cache values (shared with the batch backend) ----------
+    def chat_request(self, messages: Messages, params: SamplingParams, index: int) -> tuple[str, dict[str, Any]]:
+        """(cache key, request body) of sample `index` of one prompt."""
         sampling = {
             "temperature": params.temperature,
             "top_p": params.top_p,
@@ -98,40 +136,68 @@ class OpenAICompatibleLLM:
             "seed": params.seed + index,
         }
         key = cache_key("openai", self.config.endpoint, self.config.model, messages, sampling)
-        if self.cache is not None and (hit := self.cache.get(key)) is not None:
-            self._count("cache_hits")
-            return {**hit, "cached": True}
-        body = {"model": self.config.model, "messages": messages, **{k: v for k, v in sampling.items() if v is not None}}
-        data = self._post(body)
+        return key, {"model": self.config.model, "messages": messages, **{k: v for k, v in sampling.items() if v is not None}}
+
+    def logprobs_request(self, messages: Messages) -> tuple[str, dict[str, Any]]:
+        body = {"model": self.config.model, "messages": list(messages), "max_tokens": 1, "temperature": 0.0,
+                "logprobs": True, "top_logprobs": 20}
+        return cache_key("openai-logprobs", self.config.endpoint, body), body
+
+    def answer_value(self, body: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
+        """What the cache keeps of a chat completions response body (raises KeyError, IndexError
+        or TypeError for a malformed one)."""
         choice = data["choices"][0]
         usage = data.get("usage") or {}
-        result = {
-            "text": choice["message"].get("content") or "",
-            "finish_reason": choice.get("finish_reason") or "stop",
-            "prompt_tokens": int(usage.get("prompt_tokens", 0)),
-            "completion_tokens": int(usage.get("completion_tokens", 0)),
-        }
+        value = {"prompt_tokens": int(usage.get("prompt_tokens", 0)),
+                 "completion_tokens": int(usage.get("completion_tokens", 0)), "billing": self.tier}
+        if body.get("logprobs"):
+            content = ((choice.get("logprobs") or {}).get("content") or [{}])[0]
+            return {**value, "top": {item["token"]: item["logprob"] for item in content.get("top_logprobs", [])}}
+        return {**value, "text": choice["message"].get("content") or "", "finish_reason": choice.get("finish_reason") or "stop"}
+
+    def cached_answer(self, key: str) -> dict[str, Any] | None:
+        hit = self.cache.get(key) if self.cache is not None else None
+        if hit is None:
+            return None
+        if "top" not in hit and "text" not in hit:  # a logprobs entry written before values carried usage
+            hit = {"top": hit, "prompt_tokens": 0, "completion_tokens": 0}
+        self._count("cache_hits")
+        self.budget.add_cached(self.cost_of(hit))
+        return {**hit, "cached": True}
+
+    def _answer(self, key: str, body: dict[str, Any]) -> dict[str, Any]:
+        if (hit := self.cached_answer(key)) is not None:
+            return hit
+        data, held = self._post(body, self.worst_case_usd(body))
+        value = self.answer_value(body, data)
         if self.cache is not None:
-            self.cache.put(key, result)  # committed before anything else can fail
-        return {**result, "cached": False}
+            self.cache.put(key, value)  # committed before anything else can fail
+        self.budget.settle(held, self.cost_of(value))
+        return {**value, "cached": False}
+
+    def answer_all(self, jobs: Sequence[tuple[str, dict[str, Any]]]) -> list[dict[str, Any]]:
+        """The answer to every (cache key, body), in order: from the cache, else requested with
+        bounded concurrency."""
+        pool = ThreadPoolExecutor(max_workers=max(1, self.config.max_concurrency))
+        futures = [pool.submit(self._answer, key, body) for key, body in jobs]
+        try:
+            answers = [future.result() for future in futures]
+        except BaseException:
+            # a fatal error (or the budget cap) stops the run: requests not yet sent are never sent
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+        pool.shutdown(wait=True)
+        return answers
 
     def generate(self, prompts: Sequence[Messages], params: SamplingParams) -> list[Completion]:
         # one request per sample (n=1 each): each is cached on its own, and servers that
         # ignore `n` or bill it differently behave the same
         if any(is_prefilled(p) for p in prompts):
             # the chat completions API has no portable "continue this assistant message"
-            raise ValueError("the openai backend cannot continue a prefilled assistant message "
+            raise ValueError(f"the {self.config.backend} backend cannot continue a prefilled assistant message "
                              "(template-guided synthesis, evalplus chat prompts): use transformers or vllm")
-        jobs = [(p, j) for p in range(len(prompts)) for j in range(params.n)]
-        pool = ThreadPoolExecutor(max_workers=max(1, self.config.max_concurrency))
-        futures = [pool.submit(self._sample, list(prompts[p]), params, j) for p, j in jobs]
-        try:
-            samples = [future.result() for future in futures]
-        except BaseException:
-            # a fatal error stops the run: requests not yet sent are never sent
-            pool.shutdown(wait=True, cancel_futures=True)
-            raise
-        pool.shutdown(wait=True)
+        jobs = [self.chat_request(list(prompts[p]), params, j) for p in range(len(prompts)) for j in range(params.n)]
+        samples = self.answer_all(jobs)
         results = []
         for p in range(len(prompts)):
             mine = samples[p * params.n : (p + 1) * params.n]
@@ -149,20 +215,8 @@ class OpenAICompatibleLLM:
     def next_token_logprobs(self, prompts: Sequence[Messages], tokens: Sequence[str]) -> list[list[float]]:
         """From the top-20 logprobs of the first generated token; tokens outside the top 20
         get -inf (probability 0)."""
-        rows = []
-        for messages in prompts:
-            body = {"model": self.config.model, "messages": list(messages), "max_tokens": 1, "temperature": 0.0,
-                    "logprobs": True, "top_logprobs": 20}
-            key = cache_key("openai-logprobs", self.config.endpoint, body)
-            top = self.cache.get(key) if self.cache is not None else None
-            if top is None:
-                data = self._post(body)
-                content = ((data["choices"][0].get("logprobs") or {}).get("content") or [{}])[0]
-                top = {item["token"]: item["logprob"] for item in content.get("top_logprobs", [])}
-                if self.cache is not None:
-                    self.cache.put(key, top)
-            rows.append([top.get(token, float("-inf")) for token in tokens])
-        return rows
+        answers = self.answer_all([self.logprobs_request(messages) for messages in prompts])
+        return [[answer["top"].get(token, float("-inf")) for token in tokens] for answer in answers]
 
     def fill_choices(self, prompts, parts, choices):
         raise NotImplementedError(
