@@ -72,9 +72,16 @@ def check_model(reference: Any, where: str) -> str:
 
 
 def _walk(obj: Any, where: str, problems: list[str], models: dict[str, str]) -> None:
+    from scoder.core.prices import price_for
     from scoder.models.llm.base import LLMConfig
 
     if isinstance(obj, LLMConfig):
+        try:
+            price_for(obj)
+        except ValueError as exc:
+            problems.append(f"{where}: {exc}")
+        if obj.max_budget_usd is not None and obj.max_budget_usd < 0:
+            problems.append(f"{where}.max_budget_usd: must be >= 0 (or null for no cap), got {obj.max_budget_usd}")
         if obj.backend in ("openai", "openai-batch"):
             if not re.match(r"^https?://[^\s/]+", obj.endpoint or ""):
                 problems.append(f"{where}.endpoint: '{obj.endpoint}' is not an http(s) URL")
