@@ -18,7 +18,7 @@ from scoder.bootstrap.pool.config import DecontamConfig, PoolConfig
 
 def run(workers: int) -> tuple[float, dict]:
     # whole stdlib, no exclusions; decontamination off so only extract+filter+dedup is timed
-    config = PoolConfig(source="stdlib", workers=workers, decontaminate=DecontamConfig(humaneval=False))
+    config = PoolConfig(source="stdlib", workers=workers, decontaminate=DecontamConfig(benchmarks=[]))
     start = time.perf_counter()
     result = build_pool(config)
     return time.perf_counter() - start, result.metrics

@@ -9,6 +9,9 @@ STAGE = Stage(
         Input("pool_ledger", "metrics/cost/pool.json"),
         Input("categorize_ledger", "metrics/cost/categorize.json"),
         Input("distill_ledger", "metrics/cost/distill.json"),
+        Input("sample_ledgers", "metrics/cost/sample", help="one entry per round (sample@R)"),
+        Input("score_ledgers", "metrics/cost/score", help="one entry per round (score@R)"),
+        Input("synthesize_ledger", "metrics/cost/synthesize.json"),
     ),
 )
 
@@ -17,7 +20,11 @@ def work(ctx):
     import json
     from scoder.core.cost import summarize
 
-    entries = [json.loads(ctx.path(item.name).read_text(encoding="utf-8")) for item in STAGE.inputs]
+    files = []
+    for item in STAGE.inputs:
+        path = ctx.path(item.name)
+        files += sorted(path.glob("*.json")) if path.is_dir() else [path]
+    entries = [json.loads(path.read_text(encoding="utf-8")) for path in files]
     summary = summarize(entries)
     ctx.log.info("total estimated model cost $%.4f over %d stage(s)", summary["total_cost_usd"], len(entries))
     return summary

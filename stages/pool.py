@@ -1,11 +1,19 @@
 """DVC stage `pool`: build the clean snippet pool (SCoder appendix A)."""
 
-from scoder.core.stage import Output, Stage, run_stage
+from scoder.core.stage import Input, Output, Stage, run_stage
 
 STAGE = Stage(
     "pool",
-    "documented functions extracted, filtered, MinHash near-deduplicated and decontaminated",
+    "documented functions extracted, filtered, MinHash near-deduplicated and decontaminated against the evaluated benchmarks",
     config="scoder.bootstrap.pool.config:PoolConfig",
+    # decontaminated against what the evaluate stage scores (pool.decontaminate.benchmarks: evaluated)
+    params=("evaluate.datasets",),
+    inputs=(
+        Input("humaneval_slice", "data/benchmarks/humaneval-decontam.jsonl.gz",
+              help="HumanEval(+) prompts and solutions to decontaminate against"),
+        Input("mbpp_slice", "data/benchmarks/mbpp-decontam.jsonl.gz",
+              help="MBPP(+) prompts and solutions to decontaminate against"),
+    ),
     outputs=(
         Output("out_dir", "data/pool", folder=True),
         Output("ledger", "metrics/cost/pool.json", cache=False, help="cost ledger entry"),
@@ -33,7 +41,11 @@ def work(ctx):
             llm, snippets, config.quality.max_code_chars, config.quality.batch_size
         )
     ctx.log.info("building the snippet pool from %s", config.source)
-    result = build_pool(config, scorer)
+    # read whatever pool.decontaminate.benchmarks says: with an explicit list, build_pool warns
+    # about an evaluated dataset the pool is not decontaminated against
+    evaluated = ctx.param("evaluate.datasets")
+    slices = {"humaneval": ctx.path("humaneval_slice"), "mbpp": ctx.path("mbpp_slice")}
+    result = build_pool(config, scorer, evaluated=evaluated, slices=slices)
     write_jsonl(out / "snippets.jsonl", result.snippets)
     write_jsonl(out / "skipped_files.jsonl", result.skipped_files)
     write_jsonl(out / "removed.jsonl", result.removed)
@@ -51,6 +63,9 @@ def work(ctx):
         m["snippets"],
         m["seconds"]["total"],
     )
+    for name, stats in m["decontamination"]["benchmarks"].items():
+        ctx.log.info("decontamination against %s (%d tasks): %d snippets removed, %d tasks hit",
+                     name, stats["tasks"], stats["hits_snippets"], len(stats["hit_tasks"]))
     return m
 
 

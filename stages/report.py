@@ -35,7 +35,7 @@ def work(ctx):
 
     from scoder.core.io import atomic_path
     from scoder.evaluation.report import evaluation_rows, render_html, round_values, write_plot_data
-    from scoder.evaluation.summary import summary
+    from scoder.evaluation.summary import accepted_cost, summary
 
     metrics_dir = ctx.path("pool").parent  # the report reads its per-stage files from there
     elsewhere = [
@@ -48,7 +48,7 @@ def work(ctx):
     scores = round_values(ctx.path("rounds"), "scored.jsonl", "score")
     influence = round_values(ctx.path("rounds"), "influence.jsonl", "influence")
     evaluate = json.loads(ctx.path("evaluate").read_text(encoding="utf-8"))
-    write_plot_data(ctx.path("plots_dir"), scores, influence, evaluation_rows(evaluate))
+    write_plot_data(ctx.path("plots_dir"), scores, influence, evaluation_rows(evaluate), accepted_cost(metrics_dir))
     with atomic_path(ctx.path("out")) as tmp:
         Path(tmp).write_text(render_html(metrics_dir, scores, influence, evaluate), encoding="utf-8")
     ctx.run.log_artifact(ctx.path("out"))

@@ -14,7 +14,10 @@ STAGE = Stage(
         Input("pool", "data/pool/snippets.jsonl"),
         Input("exclude", "data/categorize/seeds.jsonl", help="snippets already used (the distillation seeds)"),
     ),
-    outputs=(Output("candidates", "data/rounds/${key}/candidates.jsonl"),),
+    outputs=(
+        Output("candidates", "data/rounds/${key}/candidates.jsonl"),
+        Output("ledger", "metrics/cost/sample/${key}.json", cache=False, help="cost ledger entry"),
+    ),
 )
 
 
@@ -22,7 +25,8 @@ def work(ctx):
     from scoder.bootstrap.manifest import read_synthesizer
     from scoder.bootstrap.rounds import round_snippets, round_specs
     from scoder.bootstrap.sample import sample_candidates
-    from scoder.core.io import read_jsonl, write_jsonl
+    from scoder.core.cost import priced_entry
+    from scoder.core.io import read_jsonl, write_json, write_jsonl
 
     config = ctx.config
     rounds = round_specs(ctx.param("rounds"))
@@ -40,6 +44,9 @@ def work(ctx):
     )
     records, metrics = sample_candidates(synthesizer, snippets, config, ctx.key)
     write_jsonl(ctx.path("candidates"), records)
+    tokens = metrics["computed_tokens"]
+    write_json(ctx.path("ledger"), priced_entry(ctx.name, "synthesizer", synthesizer["base_model"], config.engine,
+                                                metrics["candidates"], tokens["prompt_tokens"], tokens["completion_tokens"]))
     ctx.log.info("%d candidates, parse rate %.1f%%", metrics["candidates"], 100 * metrics["parse_rate"])
     return metrics
 

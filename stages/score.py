@@ -12,13 +12,18 @@ STAGE = Stage(
         Input("candidates", "data/rounds/${key}/candidates.jsonl"),
         Input("weights", "${score.weights_file}", help="aspect weights of eq. 1"),
     ),
-    outputs=(Output("scored", "data/rounds/${key}/scored.jsonl"), Output("best", "data/rounds/${key}/best.jsonl")),
+    outputs=(
+        Output("scored", "data/rounds/${key}/scored.jsonl"),
+        Output("best", "data/rounds/${key}/best.jsonl"),
+        Output("ledger", "metrics/cost/score/${key}.json", cache=False, help="cost ledger entry"),
+    ),
 )
 
 
 def work(ctx):
     from scoder.bootstrap.scoring import score_candidates
-    from scoder.core.io import read_jsonl, write_jsonl
+    from scoder.core.cost import priced_entry
+    from scoder.core.io import read_jsonl, write_json, write_jsonl
     from scoder.models.llm import load_llm
 
     from dataclasses import replace
@@ -35,9 +40,13 @@ def work(ctx):
         config.aggregate,
         config.execution,
     )
-    scored, best, metrics = score_candidates(load_llm(config.scorer), candidates, config)
+    llm = load_llm(config.scorer)
+    scored, best, metrics = score_candidates(llm, candidates, config)
     write_jsonl(ctx.path("scored"), scored)
     write_jsonl(ctx.path("best"), best)
+    usage = getattr(llm, "usage", None) or {"calls": 0, "prompt_tokens": 0, "completion_tokens": 0}
+    write_json(ctx.path("ledger"), priced_entry(ctx.name, "scorer", config.scorer.model, config.scorer, usage["calls"],
+                                                usage["prompt_tokens"], usage["completion_tokens"]))
     metrics["round"] = ctx.key
     if not best:
         log.warning(

@@ -13,7 +13,10 @@ STAGE = Stage(
         Input("pool", "data/pool/snippets.jsonl"),
         Input("exclude", "data/categorize/seeds.jsonl", help="snippets already used (the distillation seeds)"),
     ),
-    outputs=(Output("out_dir", "data/synthesize", folder=True),),
+    outputs=(
+        Output("out_dir", "data/synthesize", folder=True),
+        Output("ledger", "metrics/cost/synthesize.json", cache=False, help="cost ledger entry"),
+    ),
 )
 
 
@@ -21,7 +24,8 @@ def work(ctx):
     from scoder.bootstrap.final_dataset import final_snippets, synthesize_dataset
     from scoder.bootstrap.manifest import read_synthesizer
     from scoder.bootstrap.rounds import round_specs
-    from scoder.core.io import read_jsonl, write_jsonl
+    from scoder.core.cost import priced_entry
+    from scoder.core.io import read_jsonl, write_json, write_jsonl
 
     config, out = ctx.config, ctx.path("out_dir")
     exclude = {s["id"] for s in read_jsonl(ctx.path("exclude"))}
@@ -42,6 +46,8 @@ def work(ctx):
         raise SystemExit(f"the final dataset is empty: {metrics['samples']} samples, rejected {metrics['rejected']}")
     write_jsonl(out / "dataset.jsonl", rows)
     write_jsonl(out / "samples.jsonl", samples)
+    write_json(ctx.path("ledger"), priced_entry("synthesize", "synthesizer", synthesizer["base_model"], config.engine,
+                                                metrics["samples"], metrics["tokens_in"], metrics["tokens_out"]))
     ctx.log.info(
         "dataset: %d of %d samples (parse rate %.1f%%; rejected %s)",
         len(rows),

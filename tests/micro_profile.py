@@ -20,7 +20,7 @@ TEACHER_KEY_ENV = "SCODER_TEACHER_KEY"
 
 # `dvc repro -s` order of the micro profile (one bootstrap round)
 STAGES = ["pool", "categorize", "distill", "cost", "subset", "train@0", "reference", "dp_features", "sample@1",
-          "score@1", "influence@1", "select@1", "train@1", "synthesize", "scoder_train", "evaluate", "semantic_dedup",
+          "score@1", "influence@1", "select@1", "train@1", "synthesize", "export", "scoder_train", "evaluate", "semantic_dedup",
           "specialists", "specialist_evaluate", "dataset_metrics", "report"]
 
 

@@ -13,8 +13,14 @@
     scoder provenance [--metrics-dir metrics] [--json]
         Map every metrics file to the MLflow run that wrote its exact bytes (stage, git commit,
         dvc.lock hash); exit 1 if any file has no such run. Run from the repository root.
+    scoder cost estimate [--params params.yaml] [--profile configs/paper.yaml] [--json]
+        Expected requests, tokens and USD (list and Batch API rates) per paid stage of a profile,
+        from prompt lengths it measures and answer lengths it assumes. Calls no model.
     scoder lock-diff A/dvc.lock B/dvc.lock
         Compare the output hashes of two pipeline runs; exit 1 if any output differs.
+    scoder export [--params params.yaml] [--out data/export] [--push-to-hub ORG/NAME] [--private]
+        The final dataset as a Hugging Face dataset folder (parquet + dataset card), as the
+        export stage writes it; optionally uploaded to a Hub dataset repo (docs/export.md).
 """
 
 from __future__ import annotations
@@ -149,6 +155,54 @@ def pipeline_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def cost_estimate_command(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from scoder.bootstrap.cost_estimate import estimate, render
+    from scoder.core.profile import load_profile
+
+    try:
+        answers = {}
+        for item in args.answer_tokens:
+            role, _, value = item.partition("=")
+            if role not in ("teacher", "scorer") or not value.isdigit():
+                raise ValueError(f"--answer-tokens {item!r}: expected teacher=N or scorer=N")
+            answers[role] = int(value)
+        rows, measured = estimate(load_profile(args.params, args.profile), args.pool, answers)
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"scoder cost estimate: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps({"rows": [dataclasses.asdict(r) for r in rows], "measured": measured}, indent=2))
+    else:
+        source = f"{args.params} + {args.profile}" if args.profile else args.params
+        print(f"cost estimate for {source}\n")
+        print(render(rows, measured) if rows else "no paid model role in this profile (every model is local)")
+    return 0
+
+
+def export_command(args: argparse.Namespace) -> int:
+    """The export stage's code path by hand, then (optionally) the upload; a user's mistake or
+    an offline push is one line on stderr and exit 1, not a traceback."""
+    from scoder.bootstrap.export import ExportConfig, ExportError, export_folder, params_getter, push_to_hub, read_params
+    from scoder.core.params import from_dict, load_params
+
+    try:
+        params = load_params(args.params)
+        config = from_dict(ExportConfig, params.get("export"), "export")
+        result = export_folder(args.dataset, args.metrics_dir, args.out, config, read_params(params_getter(params)),
+                               args.params)
+        print(f"wrote {args.out}: {result['rows']} rows in {result['shards']} parquet shard(s) and README.md "
+              f"(commit {result['git_commit'][:12]}{', dirty tree' if result['git_dirty'] else ''})")
+        if args.push_to_hub:
+            url = push_to_hub(args.out, args.push_to_hub, private=args.private)
+            print(f"pushed to https://huggingface.co/datasets/{args.push_to_hub} ({url})")
+    except (ExportError, ValueError, FileNotFoundError) as exc:
+        print(f"scoder export: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="scoder", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -182,6 +236,24 @@ def main(argv: list[str] | None = None) -> int:
     pipe.add_argument("action", choices=["generate", "check"])
     pipe.add_argument("--root", default=".", help="repository root (default: .)")
     pipe.set_defaults(handler=pipeline_command)
+    export = commands.add_parser("export", help="the final dataset as a Hugging Face dataset folder; push it to the Hub")
+    export.add_argument("--params", default="params.yaml")
+    export.add_argument("--dataset", default="data/synthesize/dataset.jsonl", help="the final dataset (JSONL)")
+    export.add_argument("--metrics-dir", default="metrics", help="where the card reads the run's metrics")
+    export.add_argument("--out", default="data/export", help="the dataset folder to write (default: data/export)")
+    export.add_argument("--push-to-hub", metavar="REPO", default=None, help="upload the folder to this Hub dataset repo")
+    export.add_argument("--private", action="store_true", help="create the Hub repo private")
+    export.set_defaults(handler=export_command)
+    cost = commands.add_parser("cost", help="the bill of a params profile").add_subparsers(dest="action", required=True)
+    estimate = cost.add_parser("estimate", help="expected tokens and USD per paid stage; no model is called")
+    estimate.add_argument("--params", default="params.yaml")
+    estimate.add_argument("--profile", default=None, help="overlay merged onto --params, e.g. configs/paper.yaml")
+    estimate.add_argument("--pool", default="data/pool/snippets.jsonl",
+                          help="snippets to measure prompts on (default: the pool; else the standard library)")
+    estimate.add_argument("--answer-tokens", action="append", default=[], metavar="ROLE=N",
+                          help="assumed answer tokens per request of a role (teacher, scorer)")
+    estimate.add_argument("--json", action="store_true")
+    estimate.set_defaults(handler=cost_estimate_command)
     args = parser.parse_args(argv)
     return args.handler(args)
 

@@ -24,9 +24,10 @@ def test_local_models_are_free_unless_priced_as_an_api_model():
     assert stand_in.cost(10**6, 10**6) == 12.5
 
 
-def test_an_unpriced_api_model_is_an_error_naming_the_way_out():
+def test_an_unpriced_api_model_is_free_unless_capped_then_an_error_naming_the_way_out():
+    assert price_for(LLMConfig(backend="openai", model="my-served-model")).row == "unpriced"
     with pytest.raises(ValueError, match="price_as"):
-        price_for(LLMConfig(backend="openai", model="my-served-model"))
+        price_for(LLMConfig(backend="openai", model="my-served-model", max_budget_usd=5.0))
     explicit = price_for(LLMConfig(backend="openai-batch", model="my-served-model", price_in_per_1m=1.0, price_out_per_1m=3.0))
     assert (explicit.input_per_1m, explicit.output_per_1m, explicit.row) == (0.5, 1.5, "params")
     with pytest.raises(ValueError, match="both"):
@@ -60,7 +61,7 @@ def test_params_check_rejects_unpriced_models_and_negative_caps():
     from scoder.core.profile import check_params, load_profile
 
     params = load_profile("params.yaml", None)
-    params["distill"]["teacher"].update(backend="openai", model="my-served-model", price_as="")
+    params["distill"]["teacher"].update(backend="openai", model="my-served-model", price_as="", max_budget_usd=10)
     params["score"]["scorer"]["max_budget_usd"] = -1
     with pytest.raises(ValueError) as problems:
         check_params(params)

@@ -116,10 +116,15 @@ def synthesize_samples(
     notes: Counter = Counter()
     tokens_in = tokens_out = paid_in = paid_out = cached = 0
     size = max(1, config.chunk_size)
+    chunk_params = {start: SamplingParams(**{**config.sampling.__dict__, "seed": config.sampling.seed + start})
+                    for start in range(0, len(prompts), size)}
+    if getattr(llm, "prefetch", None) is not None and config.guided_problem_tokens <= 0:
+        # a batch backend answers every chunk in one batch run; the loop below reads the cache
+        llm.prefetch([(prompts[start : start + size], params) for start, params in chunk_params.items()])
     with tqdm(total=len(prompts), desc=desc, unit="prompt") as progress:
         for chunk_start in range(0, len(prompts), size):
             chunk = prompts[chunk_start : chunk_start + size]
-            params = SamplingParams(**{**config.sampling.__dict__, "seed": config.sampling.seed + chunk_start})
+            params = chunk_params[chunk_start]
             if config.guided_problem_tokens > 0:
                 completions = guided_generate(llm, chunk, params, config.guided_problem_tokens, config.guided_problem_lead)
             else:

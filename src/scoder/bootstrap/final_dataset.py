@@ -94,6 +94,7 @@ def synthesize_dataset(synthesizer: dict, snippets: Sequence[dict], config: Synt
         "isolation": isolation_level(config.sandbox) if config.execution != "off" else None,
         "dataset_size": len(rows),
         "rejected": dict(sorted(rejected.items())),
+        "tokens_in": gen_metrics["tokens_in"],
         "tokens_out": gen_metrics["tokens_out"],
         "seconds": gen_metrics["seconds"],
     }

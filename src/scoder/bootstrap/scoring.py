@@ -123,12 +123,17 @@ def score_candidates(llm: LLM, candidates: Sequence[dict], config: ScoreConfig) 
             todo.append((record, [{"role": "user", "content": scoring_prompt(*pair)}]))
 
     size = max(1, config.chunk_size)
+    chunk_params = {start: SamplingParams(**{**config.sampling.__dict__, "n": 1, "seed": config.sampling.seed + start})
+                    for start in range(0, len(todo), size)}
+    if config.mode == "generate" and getattr(llm, "prefetch", None) is not None:
+        # a batch backend judges every chunk in one batch run; the loop below reads the cache
+        llm.prefetch([([m for _, m in todo[start : start + size]], params) for start, params in chunk_params.items()])
     with tqdm(total=len(todo), desc=f"score ({config.mode})", unit="candidate") as progress:
         for start in range(0, len(todo), size):
             chunk = todo[start : start + size]
             prompts = [messages for _, messages in chunk]
             if config.mode == "generate":
-                params = SamplingParams(**{**config.sampling.__dict__, "n": 1, "seed": config.sampling.seed + start})
+                params = chunk_params[start]
                 completions = llm.generate(prompts, params)
                 for (record, messages), completion in zip(chunk, completions):
                     parsed = parse_scores(completion.texts[0])

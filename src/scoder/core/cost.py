@@ -7,10 +7,7 @@ aggregate is its own stage, which depends on every ledger entry.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Iterable
-
-from scoder.core.io import write_json
 
 
 def ledger_entry(stage: str, role: str, model: str, backend: str, metrics: dict) -> dict:
@@ -31,8 +28,15 @@ def cost_usd(tokens_in: int, tokens_out: int, price_in_per_1m: float, price_out_
     return tokens_in / 1e6 * price_in_per_1m + tokens_out / 1e6 * price_out_per_1m
 
 
-def write_ledger_entry(path: str | Path, entry: dict) -> None:
-    write_json(path, entry)
+def priced_entry(stage: str, role: str, model: str, engine, samples: int, tokens_in: int, tokens_out: int) -> dict:
+    """Ledger entry of a stage whose model is `engine` (an LLMConfig), priced from the price
+    table (a local model is free unless it names `price_as`)."""
+    from scoder.core.prices import price_for
+
+    price = price_for(engine)
+    return {"stage": stage, "role": role, "model": model, "backend": engine.backend, "samples": int(samples),
+            "tokens_in": int(tokens_in), "tokens_out": int(tokens_out),
+            "cost_usd": round(price.cost(tokens_in, tokens_out), 6)}
 
 
 def usage_entry(stage: str, role: str, model: str, backend: str, usage: dict | None,

@@ -31,6 +31,8 @@ PLOTS = [
                          "title": "Influence of the best candidates by round"}},
     {"pass@1 per model": {"template": "bar_horizontal", "x": "plus_pass@1", "y": {"plots/evaluate.csv": "label"}}},
     {"canonical NLL per model": {"template": "bar_horizontal", "x": "canonical_nll", "y": {"plots/evaluate.csv": "label"}}},
+    {"USD per accepted sample by source": {"template": "bar_horizontal", "x": "usd_per_accepted",
+                                           "y": {"plots/cost.csv": "source"}}},
 ]
 
 

@@ -5,7 +5,8 @@ One table, in code, so every paid stage depends on it in dvc.yaml (its import cl
 price change reruns the cost ledger. Prices are OpenAI's published list prices
 (https://openai.com/api/pricing, standard tier) as this file was last checked; they change,
 so a run's ledger records the price it used. A model that is not in the table is priced by
-`LLMConfig.price_as` (another row) or by explicit per-1M prices in params.
+`LLMConfig.price_as` (another row) or by explicit per-1M prices in params; without either it
+is "unpriced" (USD 0 in the ledger, a warning in the log), and a budget cap on it is an error.
 """
 
 from __future__ import annotations
@@ -61,7 +62,8 @@ def table_row(model: str) -> str | None:
 def price_for(config: "LLMConfig", tier: str | None = None) -> Price:
     """The price a model role is billed (or, for a local stand-in with `price_as`, would be
     billed) at: explicit params prices first, then the table row of `price_as` or the model.
-    Local backends without `price_as` are free. `tier` defaults to the backend's own (batch
+    Local backends without `price_as` are free; so is an API model the table does not know
+    (row "unpriced"), unless its role has a budget cap, which needs a price. `tier` defaults to the backend's own (batch
     for openai-batch); explicit params prices are the synchronous rate, and the batch rate is
     half of it, as OpenAI's Batch API bills."""
     tier = tier or ("batch" if config.backend in BATCH_BACKENDS else "sync")
@@ -74,6 +76,9 @@ def price_for(config: "LLMConfig", tier: str | None = None) -> Price:
     if not name:
         return Price(0.0, 0.0, "local", "local")
     row = table_row(name)
+    if row is None and config.max_budget_usd is None:
+        # e.g. a model behind `vllm serve`: nothing to bill, and no cap that would need a price
+        return Price(0.0, 0.0, tier, "unpriced")
     if row is None:
         raise ValueError(f"no price for model '{name}': the price table (scoder/core/prices.py) has "
                          f"{', '.join(sorted(TABLE))}; set price_as to one of them, or price_in_per_1m and "

@@ -176,6 +176,7 @@ class StageContext:
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("stage"))
     tags: dict[str, str] = field(default_factory=dict)
     partial: bool = False  # set by a stage that did only its share (one feature shard): no metrics yet
+    params_file: Path = Path("params.yaml")  # the params file the stage was run with
 
     def param(self, dotted: str) -> Any:
         return self.params.get(dotted)
@@ -337,7 +338,8 @@ def run_stage(stage: Stage, work: Callable[[StageContext], dict | None], argv: l
         logged[stage.section] = dataclasses.asdict(config)
     with stage_run(name, logged, args.params) as run, _folder_outputs(stage, paths) as staged:
         ctx = StageContext(stage=stage, key=key, name=name, config=config, params=guarded, paths=staged,
-                           options=options, run=run, log=logging.getLogger(name), tags={"scoder.threads": str(threads)})
+                           options=options, run=run, log=logging.getLogger(name), tags={"scoder.threads": str(threads)},
+                           params_file=Path(args.params))
         try:
             metrics = work(ctx)
         except BudgetExceeded as exc:  # a clean stop, not a crash: what was paid is cached

@@ -1,6 +1,6 @@
 """The run report: one self-contained HTML page (figures embedded as PNG) with the key tables,
 and the data files behind `dvc plots` (score and influence histograms per round, pass@1 and
-canonical-solution NLL per model)."""
+canonical-solution NLL per model, dollars per accepted sample by source)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,9 @@ from typing import Sequence
 import numpy as np
 
 from scoder.core.io import atomic_path, read_jsonl
+from scoder.evaluation.summary import accepted_cost
+
+COST_TITLE = "Cost per accepted sample"
 
 
 def _read_json(path: Path) -> dict | None:
@@ -67,9 +70,24 @@ def _write_csv(path: Path, rows: list[dict]) -> None:
         writer.writerows(rows)
 
 
-def write_plot_data(plots_dir: str | Path, scores: dict, influence: dict, evaluation: list[dict]) -> list[Path]:
+def cost_rows(cost: dict) -> list[dict]:
+    """The bill by source (plots/cost.csv): what each source was paid, how many of its samples
+    were accepted, the price per accepted sample (empty where there is none), and the final
+    dataset's samples priced as if the teacher had written them."""
+    return [
+        {"source": "teacher", "accepted_samples": cost["teacher_accepted"], "cost_usd": cost["teacher_usd"],
+         "usd_per_accepted": cost["teacher_usd_per_accepted"]},
+        {"source": "synthesizer", "accepted_samples": cost["synthesizer_accepted"], "cost_usd": cost["synthesizer_usd"],
+         "usd_per_accepted": cost["synthesizer_usd_per_accepted"]},
+        {"source": "saved_at_teacher_price", "accepted_samples": cost["teacher_samples_saved"],
+         "cost_usd": cost["teacher_equivalent_usd"], "usd_per_accepted": cost["teacher_usd_per_accepted"]},
+    ]
+
+
+def write_plot_data(plots_dir: str | Path, scores: dict, influence: dict, evaluation: list[dict],
+                    cost: dict | None = None) -> list[Path]:
     """CSV files for dvc.yaml's plots: <dir>/scores/round_<R>.csv, <dir>/influence/round_<R>.csv
-    (value, count) and <dir>/evaluate.csv."""
+    (value, count), <dir>/evaluate.csv and <dir>/cost.csv (`accepted_cost`)."""
     plots_dir = Path(plots_dir)
     written = []
     for name, values in (("scores", scores), ("influence", influence)):
@@ -80,6 +98,9 @@ def write_plot_data(plots_dir: str | Path, scores: dict, influence: dict, evalua
     if evaluation:
         _write_csv(plots_dir / "evaluate.csv", evaluation)
         written.append(plots_dir / "evaluate.csv")
+    if cost:
+        _write_csv(plots_dir / "cost.csv", cost_rows(cost))
+        written.append(plots_dir / "cost.csv")
     return written
 
 
@@ -89,7 +110,69 @@ def _png(figure) -> str:
     return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def figures(scores: dict, influence: dict, evaluation: list[dict]) -> dict[str, str]:
+def _usd(value: float | None) -> str:
+    return "n/a" if value is None else f"${value:.4g}"
+
+
+def cost_figure(cost: dict):
+    """Left: USD per accepted sample, teacher vs synthesizer (no bar where there is no price,
+    e.g. a teacher that got nothing accepted). Right: USD spent by each source, and what the
+    final dataset would have cost from the teacher. Both axes start at zero."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    figure, (left, right) = plt.subplots(1, 2, figsize=(9.6, 3.6))
+    per = [cost["teacher_usd_per_accepted"], cost["synthesizer_usd_per_accepted"]]
+    labels = [f"teacher\n({cost['teacher_accepted']} of {cost['teacher_samples']} accepted)",
+              f"synthesizer\n({cost['synthesizer_accepted']} accepted)"]
+    bars = left.bar([0, 1], [np.nan if v is None else v for v in per], 0.6, color=["tab:red", "tab:green"])
+    left.bar_label(bars, labels=[_usd(v) for v in per], fontsize=8)
+    why = [f"no price:\n0 of {cost['teacher_samples']} accepted" if cost["teacher_accepted"] == 0 else "no price",
+           "no price:\nempty dataset" if cost["synthesizer_accepted"] == 0 else "no price"]
+    for position, value in enumerate(per):
+        if value is None:  # say why there is no bar rather than draw a zero
+            left.text(position, 0.5, why[position], ha="center", va="center", fontsize=9, color="tab:gray",
+                      transform=left.get_xaxis_transform())
+    left.set(xticks=[0, 1], ylabel="USD per accepted sample", title="USD per accepted sample by source")
+    left.set_xticklabels(labels)
+    left.set_xlim(-0.6, 1.6)  # a missing bar must not shrink the axis onto the other
+    left.set_ylim(bottom=0)
+    spent = [cost["teacher_usd"], cost["synthesizer_usd"], cost["teacher_equivalent_usd"]]
+    bars = right.bar([0, 1, 2], [np.nan if v is None else v for v in spent], 0.6, color=["tab:red", "tab:green", "tab:gray"])
+    right.bar_label(bars, labels=[_usd(v) for v in spent], fontsize=8)
+    if spent[2] is None:
+        right.text(2, 0.5, "not priced:\nno teacher price", ha="center", va="center", fontsize=9, color="tab:gray",
+                   transform=right.get_xaxis_transform())
+    right.set(xticks=[0, 1, 2], ylabel="USD", title="USD by source")
+    right.set_xticklabels(["teacher\n(spent)", "synthesizer\n(spent)",
+                           f"{cost['teacher_samples_saved']} saved samples\nat teacher price"])
+    right.set_xlim(-0.6, 2.6)
+    right.set_ylim(bottom=0)
+    figure.tight_layout()
+    return figure
+
+
+def cost_table(cost: dict) -> list[tuple[str, str]]:
+    """(quantity, value) rows shown next to the cost figure."""
+    def usd(value):
+        return "n/a" if value is None else f"{value:.6g}"
+
+    return [
+        ("teacher samples accepted (parsed)", f"{cost['teacher_accepted']} of {cost['teacher_samples']}"),
+        ("teacher cost (USD)", usd(cost["teacher_usd"])),
+        ("teacher USD per accepted sample", usd(cost["teacher_usd_per_accepted"])),
+        ("synthesizer samples accepted (final dataset)", str(cost["synthesizer_accepted"])),
+        ("synthesizer cost (USD)", usd(cost["synthesizer_usd"]) + ("" if cost["synthesizer_in_ledger"] else " (not in the ledger)")),
+        ("synthesizer USD per accepted sample", usd(cost["synthesizer_usd_per_accepted"])),
+        ("teacher samples saved", str(cost["teacher_samples_saved"])),
+        ("their cost from the teacher (USD)", usd(cost["teacher_equivalent_usd"])),
+        ("saved, less the synthesizer's cost (USD)", usd(cost["saved_usd"])),
+    ]
+
+
+def figures(scores: dict, influence: dict, evaluation: list[dict], cost: dict | None = None) -> dict[str, str]:
     """{title: base64 PNG} of the report's figures."""
     import matplotlib
 
@@ -133,6 +216,10 @@ def figures(scores: dict, influence: dict, evaluation: list[dict]) -> dict[str, 
         right.set_xticklabels(labels, rotation=20)
         out["Evaluation"] = _png(figure)
         plt.close(figure)
+    if cost:
+        figure = cost_figure(cost)
+        out[COST_TITLE] = _png(figure)
+        plt.close(figure)
     return out
 
 
@@ -150,6 +237,10 @@ def pipeline_rows(metrics_dir: str | Path) -> list[tuple[str, str]]:
     if pool := _read_json(m / "pool.json"):
         rows.append(("pool", f"{pool.get('functions_found')} functions -> {pool.get('snippets')} snippets "
                              f"({pool.get('near_duplicates')} near-duplicates, {pool.get('contamination_hits')} contaminated)"))
+        if benchmarks := (pool.get("decontamination") or {}).get("benchmarks"):
+            rows.append(("decontamination", "; ".join(
+                f"{name}: {b.get('hits_snippets')} snippets removed, {len(b.get('hit_tasks', []))} of {b.get('tasks')} tasks hit"
+                for name, b in benchmarks.items())))
     if cat := _read_json(m / "categorize.json"):
         rows.append(("categorize", f"{cat.get('seeds')} seeds over {len(cat.get('per_category', {}))} categories"))
     if dist := _read_json(m / "distill.json"):
@@ -171,13 +262,15 @@ def pipeline_rows(metrics_dir: str | Path) -> list[tuple[str, str]]:
                            for k, v in st.items() if k.startswith("phase"))
         rows.append(("scoder_train", f"{st.get('model')} ({st.get('method')}); {phases}"))
     if cost := _read_json(m / "cost.json"):
-        rows.append(("cost", f"teacher {cost.get('cost_usd', cost.get('total_cost_usd'))} USD"))
+        roles = ", ".join(f"{role} {entry.get('cost_usd')}" for role, entry in sorted((cost.get("by_role") or {}).items()))
+        rows.append(("cost", f"total {cost.get('total_cost_usd')} USD ({roles or 'no roles'})"))
     return rows
 
 
 _STYLE = """body{font-family:system-ui,sans-serif;max-width:1000px;margin:2em auto;color:#222}
 table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;text-align:left;font-size:14px}
-th{background:#f3f3f3}img{max-width:100%}.note{color:#555;font-size:14px}"""
+th{background:#f3f3f3}img{max-width:100%}.note{color:#555;font-size:14px}
+.side{display:flex;gap:1em;align-items:flex-start;flex-wrap:wrap}.side img{max-width:640px}"""
 
 
 def render_html(metrics_dir: str | Path, scores: dict, influence: dict, evaluate: dict | None, title: str = "SCoder run report") -> str:
@@ -197,7 +290,12 @@ def render_html(metrics_dir: str | Path, scores: dict, influence: dict, evaluate
             f"evalplus {meta.get('evalplus_version')}, decoding {meta.get('decoding', {}).get('mode')} "
             f"(n={meta.get('decoding', {}).get('n')}, max_tokens={meta.get('decoding', {}).get('max_tokens')}), "
             f"{meta.get('cpu_count')} CPUs", *sources, *notes]) + "</p>")
-    for name, png in figures(scores, influence, evaluation).items():
-        parts.append(f"<h2>{html.escape(name)}</h2><img alt='{html.escape(name)}' src='data:image/png;base64,{png}'>")
+    cost = accepted_cost(metrics_dir)
+    for name, png in figures(scores, influence, evaluation, cost).items():
+        image = f"<img alt='{html.escape(name)}' src='data:image/png;base64,{png}'>"
+        if name == COST_TITLE:  # the numbers beside the figure, and why any is missing
+            notes = "".join(f"<p class='note'>{html.escape(n)}</p>" for n in cost["notes"])
+            image = f"<div class='side'>{image}<div>{_table(['quantity', 'value'], cost_table(cost))}{notes}</div></div>"
+        parts.append(f"<h2>{html.escape(name)}</h2>{image}")
     parts.append("</body></html>")
     return "\n".join(parts)

@@ -9,14 +9,14 @@ from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 from tqdm import tqdm
 
 from scoder.core.io import content_id
-from scoder.bootstrap.pool.config import PoolConfig
-from scoder.bootstrap.pool.decontaminate import build_index
+from scoder.bootstrap.pool.config import EVALUATED_DATASETS, PoolConfig
+from scoder.bootstrap.pool.decontaminate import benchmark_files, build_index
 from scoder.bootstrap.pool.dedup import near_dedup, signature
 from scoder.bootstrap.pool.extract import extract_functions, parse_module
 from scoder.bootstrap.pool.filters import REASONS, FunctionFilter
@@ -136,10 +136,22 @@ class PoolResult:
     removed: list[dict]  # near-duplicates and contaminated snippets, with the reason
 
 
-def build_pool(config: PoolConfig, quality_scorer=None) -> PoolResult:
-    """Run the pool steps; `quality_scorer(snippets) -> list[float]` is the LM classifier."""
+def build_pool(config: PoolConfig, quality_scorer=None, evaluated: Sequence[str] = EVALUATED_DATASETS,
+               slices: Mapping[str, str | Path] | None = None) -> PoolResult:
+    """Run the pool steps; `quality_scorer(snippets) -> list[float]` is the LM classifier,
+    `evaluated` the datasets the evaluate stage scores (`evaluate.datasets`), `slices` the
+    shipped benchmark slices (name -> path; default data/benchmarks/)."""
     timings: dict[str, float] = {}
     start = time.perf_counter()
+    # the benchmark index first: a bad benchmark file fails before minutes of extraction
+    decontam = config.decontaminate
+    index = build_index(decontam.ngram, benchmark_files(decontam, list(evaluated), slices))
+    skipped_benchmarks = sorted(set(evaluated) - set(index.benchmarks))
+    if skipped_benchmarks:
+        log.warning("the evaluate stage scores %s, but the pool is not decontaminated against it "
+                    "(pool.decontaminate.benchmarks: %s)", ", ".join(skipped_benchmarks), decontam.benchmarks)
+    timings["decontaminate_index"] = time.perf_counter() - start
+    step = time.perf_counter()
     outcomes, total = _outcomes(config)
     snippets: list[dict] = []
     signatures: dict[str, np.ndarray] = {}
@@ -161,7 +173,7 @@ def build_pool(config: PoolConfig, quality_scorer=None) -> PoolResult:
                 continue
             signatures[snippet["id"]] = sig
             snippets.append(snippet)
-    timings["extract_filter"] = time.perf_counter() - start
+    timings["extract_filter"] = time.perf_counter() - step
     after_filter = len(snippets) + exact_duplicates
 
     step = time.perf_counter()
@@ -179,13 +191,15 @@ def build_pool(config: PoolConfig, quality_scorer=None) -> PoolResult:
     timings["near_dedup"] = time.perf_counter() - step
 
     step = time.perf_counter()
-    index = build_index(config.decontaminate.ngram, config.decontaminate.humaneval, config.decontaminate.extra_files)
     clean, contaminated_ids = [], set()
     for snippet in snippets:
-        hits = index.matches(snippet["code"])
+        hits = index.hits(snippet["code"])
         if hits:
-            contaminated_ids.update(hits)
-            removed.append({"id": snippet["id"], "source": snippet["source"], "reason": "contaminated", "benchmark_ids": hits})
+            index.count(hits)
+            ids = sorted({task for tasks in hits.values() for task in tasks})
+            contaminated_ids.update(ids)
+            removed.append({"id": snippet["id"], "source": snippet["source"], "reason": "contaminated",
+                            "benchmark_ids": ids, "benchmarks": hits})
         else:
             clean.append(snippet)
     contamination_hits = len(snippets) - len(clean)
@@ -227,6 +241,7 @@ def build_pool(config: PoolConfig, quality_scorer=None) -> PoolResult:
         "contamination_hits": contamination_hits,
         "contaminated_benchmark_ids": sorted(contaminated_ids),
         "benchmark_tasks_indexed": index.tasks,
+        "decontamination": {"ngram": decontam.ngram, "benchmarks": index.summary(), "removed": contamination_hits},
         "after_decontamination": after_decontam,
         "quality_method": config.quality.method,
         "quality_rejected": quality_rejected,

@@ -50,8 +50,14 @@ class OpenAICompatibleLLM:
         self._rng = random.Random()  # jitter only; never affects outputs
         self._lock = threading.Lock()
         self.stats = {"requests": 0, "retries": 0, "cache_hits": 0}
+        # every answer this backend handed out, cached or paid (the stage's ledger entry)
+        self.usage = {"calls": 0, "prompt_tokens": 0, "completion_tokens": 0}
+        self._counted: set[str] = set()  # keys already counted (a prefetched answer is served twice)
         self.prices = {tier: price_for(config, tier) for tier in ("sync", "batch")}
         self.budget = Budget(config.max_budget_usd, self.prices[self.tier], f"{config.backend} model {config.model}")
+        if self.budget.price.row == "unpriced":
+            log.warning("model %s is not in the price table: its answers are ledgered at $0 (set price_as or "
+                        "price_in_per_1m / price_out_per_1m to price them)", config.model)
 
     tier = "sync"  # the rate this backend's own answers are billed at
 
@@ -119,7 +125,7 @@ class OpenAICompatibleLLM:
                     last_problem = "malformed response body"
                     continue
             return response, held
-        raise EndpointError(f"{url} failed after {retries + 1} attempt(s): {last_problem}")
+        raise EndpointError(f"{url} failed after {retries + 1} attempt{'s' if retries else ''}: {last_problem}")
 
     def _post(self, body: dict[str, Any], worst_usd: float = 0.0) -> tuple[dict[str, Any], float]:
         response, held = self._send("POST", self.url, worst_usd, check=lambda r: r.json()["choices"][0]["message"], json=body)
@@ -162,8 +168,25 @@ class OpenAICompatibleLLM:
         if "top" not in hit and "text" not in hit:  # a logprobs entry written before values carried usage
             hit = {"top": hit, "prompt_tokens": 0, "completion_tokens": 0}
         self._count("cache_hits")
-        self.budget.add_cached(self.cost_of(hit))
+        if self._first_use(key, hit):
+            self.budget.add_cached(self.cost_of(hit))
         return {**hit, "cached": True}
+
+    def _first_use(self, key: str, value: dict[str, Any]) -> bool:
+        """Count an answer into usage once per backend (prefetch + generate serve it twice)."""
+        with self._lock:
+            if key in self._counted:
+                return False
+            self._counted.add(key)
+            self.usage["calls"] += 1
+            self.usage["prompt_tokens"] += int(value.get("prompt_tokens", 0))
+            self.usage["completion_tokens"] += int(value.get("completion_tokens", 0))
+            return True
+
+    @property
+    def cost_usd(self) -> float:
+        """What every answer this backend handed out cost (cached ones at their billed rate)."""
+        return self.budget.cached_usd + self.budget.paid_usd
 
     def _answer(self, key: str, body: dict[str, Any]) -> dict[str, Any]:
         if (hit := self.cached_answer(key)) is not None:
@@ -173,6 +196,7 @@ class OpenAICompatibleLLM:
         if self.cache is not None:
             self.cache.put(key, value)  # committed before anything else can fail
         self.budget.settle(held, self.cost_of(value))
+        self._first_use(key, value)
         return {**value, "cached": False}
 
     def answer_all(self, jobs: Sequence[tuple[str, dict[str, Any]]]) -> list[dict[str, Any]]:

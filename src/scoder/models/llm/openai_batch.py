@@ -37,7 +37,7 @@ from urllib.parse import urlparse
 
 from scoder.core.cache import ResponseCache, cache_key, default_cache_dir
 from scoder.core.io import write_json
-from scoder.models.llm.base import LLMConfig
+from scoder.models.llm.base import LLMConfig, Messages, SamplingParams, is_prefilled
 from scoder.models.llm.openai_backend import EndpointError, OpenAICompatibleLLM
 
 log = logging.getLogger(__name__)
@@ -240,8 +240,19 @@ class OpenAIBatchLLM(OpenAICompatibleLLM):
                 self._run_batches(state, bodies)
             for key in bodies:
                 value = self.cache.get(key)
+                self._first_use(key, value)  # paid now: the budget settled it when its batch came back
                 answers[key] = {**value, "cached": False}
         return [answers[key] for key, _ in jobs]
+
+    def prefetch(self, calls: Sequence[tuple[Sequence[Messages], SamplingParams]]) -> None:
+        """Send the requests of many later `generate` calls as one batch run, so a stage's
+        chunks are answered together (one batch, not one per chunk, each waiting its turn);
+        the calls themselves then come from the cache."""
+        jobs = [self.chat_request(list(prompt), params, j) for prompts, params in calls for prompt in prompts
+                for j in range(params.n)]
+        if any(is_prefilled(prompt) for prompts, _ in calls for prompt in prompts):
+            raise ValueError("the openai-batch backend cannot continue a prefilled assistant message: use transformers or vllm")
+        self.answer_all(jobs)
 
     def _run_batches(self, state: BatchState, bodies: dict[str, dict[str, Any]]) -> None:
         wanted = set(bodies)
