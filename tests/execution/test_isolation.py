@@ -61,6 +61,34 @@ def test_bwrap_shows_a_read_only_system_and_no_checkout():
     assert result.exec_ok, (result.reason, result.stderr)
 
 
+DRIVER = '''
+from scoder.execution.isolation import SandboxConfig
+from scoder.execution.sandbox import run_untrusted
+
+code = "open('/tmp/t', 'w').write('x')\\nassert open('/tmp/t').read() == 'x'\\n"
+result = run_untrusted(code, SandboxConfig(timeout_s=10, isolation="bwrap"))
+print(result.exec_ok, result.isolation, result.reason, result.stderr[-300:])
+'''
+
+
+def test_bwrap_works_for_an_interpreter_under_tmp(tmp_path, repo_root):
+    """A checkout cloned into /tmp puts its venv there, and the sandbox's own /tmp must not
+    collide with binding it (found by `make run` in a /tmp clone: bwrap could not make /tmp)."""
+    if "bwrap" not in LEVELS:
+        pytest.skip("bubblewrap is not installed")
+    import sys
+
+    venv = tmp_path / "venv"  # pytest's tmp_path is under /tmp, as such a checkout would be
+    assert str(venv).startswith("/tmp/")
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    driver = tmp_path / "driver.py"
+    driver.write_text(DRIVER)
+    done = subprocess.run([str(venv / "bin" / "python"), str(driver)], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": str(repo_root / "src")})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.startswith("True bwrap"), done.stdout
+
+
 def test_no_namespaces_means_no_untrusted_code_unless_allowed():
     with pytest.raises(SandboxUnavailable, match="allow_weak_sandbox"):
         isolation_level(replace(FAST, isolation="none"))

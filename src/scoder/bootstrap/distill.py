@@ -119,7 +119,8 @@ def synthesize_samples(
     chunk_params = {start: SamplingParams(**{**config.sampling.__dict__, "seed": config.sampling.seed + start})
                     for start in range(0, len(prompts), size)}
     if getattr(llm, "prefetch", None) is not None and config.guided_problem_tokens <= 0:
-        # a batch backend answers every chunk in one batch run; the loop below reads the cache
+        # API backends: the batch one answers every chunk in one batch run (the loop below reads
+        # the cache); the synchronous one counts the cached answers into its budget cap first
         llm.prefetch([(prompts[start : start + size], params) for start, params in chunk_params.items()])
     with tqdm(total=len(prompts), desc=desc, unit="prompt") as progress:
         for chunk_start in range(0, len(prompts), size):

@@ -126,7 +126,8 @@ def score_candidates(llm: LLM, candidates: Sequence[dict], config: ScoreConfig) 
     chunk_params = {start: SamplingParams(**{**config.sampling.__dict__, "n": 1, "seed": config.sampling.seed + start})
                     for start in range(0, len(todo), size)}
     if config.mode == "generate" and getattr(llm, "prefetch", None) is not None:
-        # a batch backend judges every chunk in one batch run; the loop below reads the cache
+        # API backends: the batch one judges every chunk in one batch run (the loop below reads
+        # the cache); the synchronous one counts the cached answers into its budget cap first
         llm.prefetch([([m for _, m in todo[start : start + size]], params) for start, params in chunk_params.items()])
     with tqdm(total=len(todo), desc=f"score ({config.mode})", unit="candidate") as progress:
         for start in range(0, len(todo), size):

@@ -188,14 +188,24 @@ def _bwrap_args(config: SandboxConfig, env: dict[str, str], files: dict[str, str
             "--unshare-cgroup-try", "--die-with-parent", "--new-session"]
     if os.geteuid() != 0:
         args += ["--unshare-user", "--cap-drop", "ALL"]
-    made = set()
-    binds = ["/usr", *_python_roots()]
-    for root in binds:
-        for parent in _parents(root):
-            if parent not in made and not any(parent == b or parent.startswith(b + "/") for b in binds):
+    disk = str(config.disk_mb * 1024 * 1024)
+    work = ["--size", disk, "--perms", "0777", "--tmpfs", WORKDIR, "--perms", "1777", "--dir", f"{WORKDIR}/tmp",
+            "--symlink", f"{WORKDIR}/tmp", "/tmp"]
+    roots = ["/usr", *_python_roots()]
+    # /tmp is a link into the work folder, so an interpreter or venv under /tmp (a checkout cloned
+    # there) is bound at its place inside the work folder, which must then exist first
+    under_tmp = [root for root in roots if root == "/tmp" or root.startswith("/tmp/")]
+    if under_tmp:
+        args += work
+    binds = {root: (WORKDIR + root if root in under_tmp else root) for root in roots}
+    made = {WORKDIR, f"{WORKDIR}/tmp"} if under_tmp else set()
+    targets = list(binds.values())
+    for root, target in binds.items():
+        for parent in _parents(target):
+            if parent not in made and not any(parent == t or parent.startswith(t + "/") for t in targets):
                 made.add(parent)
                 args += ["--perms", "0755", "--dir", parent]
-        args += ["--ro-bind", root, root]
+        args += ["--ro-bind", root, target]
     for name in ("bin", "lib", "lib64", "sbin"):
         if os.path.islink(f"/{name}"):
             args += ["--symlink", os.readlink(f"/{name}"), f"/{name}"]
@@ -205,9 +215,7 @@ def _bwrap_args(config: SandboxConfig, env: dict[str, str], files: dict[str, str
         args += ["--ro-bind-try", name, name]
     for folder in _masked_data_dirs():
         args += ["--tmpfs", folder]
-    disk = str(config.disk_mb * 1024 * 1024)
-    args += ["--proc", "/proc", "--dev", "/dev", "--size", disk, "--perms", "0777", "--tmpfs", WORKDIR,
-             "--perms", "1777", "--dir", f"{WORKDIR}/tmp", "--symlink", f"{WORKDIR}/tmp", "/tmp",
+    args += ["--proc", "/proc", "--dev", "/dev", *([] if under_tmp else work),
              *[arg for source, dest in (files or {}).items() for arg in ("--ro-bind", source, dest)],
              "--size", str(4 * 1024 * 1024), "--perms", "1777", "--tmpfs", "/dev/shm",
              "--remount-ro", "/", "--chdir", WORKDIR, "--clearenv"]

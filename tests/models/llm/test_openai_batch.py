@@ -267,3 +267,36 @@ def test_the_distill_stage_stops_cleanly_at_its_cap(tmp_path, repo_root):
         assert "Traceback" not in stopped.stderr
         assert fake.billed_usd <= cap and 0 < sum(fake.billed.values()) < N
         assert not (where / "out" / "samples.jsonl").exists()
+
+
+def test_a_stages_chunks_go_into_one_batch_for_synthesis_and_for_judging(tmp_path):
+    """distill and score call the backend chunk by chunk; with the Batch API every chunk is
+    prefetched in one batch run (one 24 h wait, not one per chunk), answers unchanged."""
+    from scoder.bootstrap.distill import DistillConfig, synthesize_samples
+    from scoder.bootstrap.scoring import ScoreConfig, score_candidates
+
+    with FakeBatchAPI(per_poll=50) as fake:
+        llm = backend(tmp_path, fake.url)
+        records, metrics = synthesize_samples(llm, seeds(7), DistillConfig(chunk_size=2, sampling=PARAMS), "gpt-4o")
+        assert fake.created == 1 and metrics["parse_rate"] == 1.0 and len(records) == 7
+        judge = ScoreConfig(scorer=llm.config, mode="generate", expected=False, execution="off", aggregate="mean",
+                            chunk_size=2)
+        scored, best, score_metrics = score_candidates(llm, records, judge)
+        assert fake.created == 2 and score_metrics["score_parse_rate"] == 1.0
+        assert sum(fake.billed.values()) == 14 and max(fake.billed.values()) == 1
+        assert llm.usage["calls"] == 14  # each answer counted once, though prefetch and generate both served it
+
+
+def test_a_rerun_at_its_cap_sends_nothing_whatever_the_concurrency(tmp_path):
+    """Every cached answer is counted before the first request goes out: with the cache already
+    at the cap, a rerun with more prompts sends nothing, in any order, at any concurrency."""
+    with FakeOpenAI() as fake:
+        config = LLMConfig(backend="openai", model="gpt-4o", endpoint=fake.url, max_concurrency=8)
+        cache = ResponseCache(tmp_path / "c.sqlite")
+        OpenAICompatibleLLM(config, cache).generate(prompts(12)[::2], PARAMS)  # every other prompt paid
+        paid = sum(p / 1e6 * GPT4O_SYNC[0] + c / 1e6 * GPT4O_SYNC[1] for p, c in fake.billed_tokens)
+        for order in (1, -1):
+            llm = OpenAICompatibleLLM(LLMConfig(**{**config.__dict__, "max_budget_usd": paid}), cache)
+            with pytest.raises(BudgetExceeded):
+                llm.generate(prompts(12)[::order], PARAMS)
+            assert len(fake.billed_tokens) == 6 and abs(llm.budget.cached_usd - paid) < 1e-12

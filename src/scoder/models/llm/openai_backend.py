@@ -106,6 +106,10 @@ class OpenAICompatibleLLM:
                 self.budget.settle(held, held, answered=0)  # it may have been served and billed
                 last_problem = f"timed out after {cfg.timeout_s}s"
                 continue
+            except (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError) as exc:
+                self.budget.settle(held, held, answered=0)  # served (and billed), its body cut on the way
+                last_problem = f"answer cut off ({type(exc).__name__})"
+                continue
             except requests.ConnectionError as exc:
                 self.budget.settle(held, 0.0, answered=0)
                 last_problem = f"connection failed ({type(exc).__name__})"
@@ -154,8 +158,12 @@ class OpenAICompatibleLLM:
         or TypeError for a malformed one)."""
         choice = data["choices"][0]
         usage = data.get("usage") or {}
-        value = {"prompt_tokens": int(usage.get("prompt_tokens", 0)),
-                 "completion_tokens": int(usage.get("completion_tokens", 0)), "billing": self.tier}
+        if isinstance(usage.get("prompt_tokens"), int) and isinstance(usage.get("completion_tokens"), int):
+            value = {"prompt_tokens": usage["prompt_tokens"], "completion_tokens": usage["completion_tokens"]}
+        else:  # a server that does not say what it billed: the ledger and the cap assume the most it could
+            value = {"prompt_tokens": prompt_tokens_upper_bound(body.get("messages", [])),
+                     "completion_tokens": int(body.get("max_tokens") or 0), "usage_estimated": True}
+        value["billing"] = self.tier
         if body.get("logprobs"):
             content = ((choice.get("logprobs") or {}).get("content") or [{}])[0]
             return {**value, "top": {item["token"]: item["logprob"] for item in content.get("top_logprobs", [])}}
@@ -201,17 +209,29 @@ class OpenAICompatibleLLM:
 
     def answer_all(self, jobs: Sequence[tuple[str, dict[str, Any]]]) -> list[dict[str, Any]]:
         """The answer to every (cache key, body), in order: from the cache, else requested with
-        bounded concurrency."""
+        bounded concurrency. Every cached answer is counted into the budget before the first
+        request goes out, so the cap sees what the stage has paid already, in any order."""
+        hits = {key: hit for key, _ in jobs if (hit := self.cached_answer(key)) is not None}
+        missing = list({key: body for key, body in jobs if key not in hits}.items())  # one request per key
         pool = ThreadPoolExecutor(max_workers=max(1, self.config.max_concurrency))
-        futures = [pool.submit(self._answer, key, body) for key, body in jobs]
+        futures = {key: pool.submit(self._answer, key, body) for key, body in missing}
         try:
-            answers = [future.result() for future in futures]
+            answers = {key: future.result() for key, future in futures.items()}
         except BaseException:
             # a fatal error (or the budget cap) stops the run: requests not yet sent are never sent
             pool.shutdown(wait=True, cancel_futures=True)
             raise
         pool.shutdown(wait=True)
-        return answers
+        return [hits[key] if key in hits else answers[key] for key, _ in jobs]
+
+    def prefetch(self, calls: Sequence[tuple[Sequence[Messages], SamplingParams]]) -> None:
+        """Before a stage's first chunk: count every cached answer of its later `generate` calls
+        into the budget, so the cap sees what an earlier attempt paid before anything is sent
+        (the batch backend answers them all here)."""
+        for prompts, params in calls:
+            for prompt in prompts:
+                for index in range(params.n):
+                    self.cached_answer(self.chat_request(list(prompt), params, index)[0])
 
     def generate(self, prompts: Sequence[Messages], params: SamplingParams) -> list[Completion]:
         # one request per sample (n=1 each): each is cached on its own, and servers that

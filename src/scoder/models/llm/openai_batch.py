@@ -85,7 +85,8 @@ class OpenAIBatchLLM(OpenAICompatibleLLM):
         self.batch_endpoint = f"{path}/chat/completions"  # the url each request line names, e.g. /v1/chat/completions
         name = cache_key("batch-state", self.base_url, config.model)[:16]
         self.state = BatchState(Path(state_dir or default_cache_dir() / "batches") / f"{name}.json")
-        self.stats.update(batches_created=0, batches_adopted=0, batch_polls=0, downloads=0, request_errors=0)
+        self.stats.update(batches_created=0, batches_adopted=0, batch_polls=0, downloads=0, request_errors=0,
+                          foreign_lines=0)
 
     # --- HTTP -----------------------------------------------------------------------------
     def _json(self, method: str, path: str, **kwargs) -> dict[str, Any]:
@@ -177,6 +178,7 @@ class OpenAIBatchLLM(OpenAICompatibleLLM):
         """Download a finished batch's answers into the cache and count its failures; returns
         the USD it billed."""
         entry = state.data["batches"][batch_id]
+        entry_keys = set(entry["keys"])
         answered: set[str] = set()
         billed = 0.0
         for file_field in ("output_file_id", "error_file_id"):
@@ -190,6 +192,11 @@ class OpenAIBatchLLM(OpenAICompatibleLLM):
                     key = record["custom_id"]
                 except (ValueError, KeyError, TypeError):
                     log.warning("batch %s: line %d of its %s is not a result record; ignored", batch_id, number, file_field)
+                    continue
+                if key not in entry_keys:  # not a request of this batch: never let it answer another's
+                    log.warning("batch %s: line %d of its %s answers %s, which it was not sent; ignored", batch_id,
+                                number, file_field, str(key)[:80])
+                    self._count("foreign_lines")
                     continue
                 response = record.get("response") or {}
                 problem = None
