@@ -2,25 +2,14 @@
 dataset card generated from the run's metrics); `scoder export` runs the same code and can
 push the folder to the Hub (docs/export.md)."""
 
+from scoder.bootstrap.export import PARAMS_READ
 from scoder.core.stage import Input, Output, Stage, run_stage
 
 STAGE = Stage(
     "export",
     "the final dataset as a Hugging Face dataset folder: parquet shards and a dataset card built from the metrics",
     config="scoder.bootstrap.export:ExportConfig",
-    # what the card says about the source and the models (scoder.bootstrap.export.PARAMS_READ)
-    params=(
-        "pool.source", "pool.decontaminate", "pool.quality",
-        "categorize.model", "categorize.quality",
-        "distill.teacher",
-        "train.model", "train.method", "synthesizers", "rounds",
-        "sample.engine.backend",
-        "synthesize.synthesizer", "synthesize.engine.backend", "synthesize.guided_problem_tokens",
-        "synthesize.guided_problem_lead",
-        "score.scorer", "score.mode",
-        "reference.model", "reference.method",
-        "scoder_train.train.model", "scoder_train.train.method",
-    ),
+    params=PARAMS_READ,  # what the card says about the source and the models
     inputs=(
         Input("dataset", "data/synthesize/dataset.jsonl", help="the final dataset (synthesize)"),
         Input("pool", "metrics/pool.json"),
@@ -40,11 +29,7 @@ STAGE = Stage(
 def work(ctx):
     from scoder.bootstrap.export import ExportError, export_dataset, read_params
 
-    metrics_dir = ctx.path("pool").parent  # the card reads its metrics files from there
-    elsewhere = [i.name for i in STAGE.inputs
-                 if i.name != "dataset" and ctx.path(i.name).parent not in (metrics_dir, metrics_dir / i.name)]
-    if elsewhere:
-        raise SystemExit(f"export: inputs {elsewhere} are not under {metrics_dir}, where the card reads them")
+    metrics_dir = ctx.metrics_dir("pool", others=("dataset",))  # the card reads its metrics files from there
     try:
         result = export_dataset(ctx.path("dataset"), metrics_dir, ctx.path("out_dir"), ctx.config,
                                 read_params(ctx.param), ctx.params_file)  # the params hash goes on the card

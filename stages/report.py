@@ -37,14 +37,7 @@ def work(ctx):
     from scoder.evaluation.report import evaluation_rows, render_html, round_values, write_plot_data
     from scoder.evaluation.summary import accepted_cost, summary
 
-    metrics_dir = ctx.path("pool").parent  # the report reads its per-stage files from there
-    elsewhere = [
-        i.name
-        for i in STAGE.inputs
-        if i.name != "rounds" and ctx.path(i.name).parent not in (metrics_dir, metrics_dir / i.name)
-    ]
-    if elsewhere:
-        raise SystemExit(f"report: inputs {elsewhere} are not under {metrics_dir}, where the report reads them")
+    metrics_dir = ctx.metrics_dir("pool", others=("rounds",))  # the report reads its per-stage files from there
     scores = round_values(ctx.path("rounds"), "scored.jsonl", "score")
     influence = round_values(ctx.path("rounds"), "influence.jsonl", "influence")
     evaluate = json.loads(ctx.path("evaluate").read_text(encoding="utf-8"))

@@ -164,13 +164,13 @@ def read_params(get: Callable[[str], Any]) -> dict[str, Any]:
 
 
 def params_getter(params: dict) -> Callable[[str], Any]:
+    from scoder.core.stage import lookup
+
     def get(dotted: str) -> Any:
-        value: Any = params
-        for part in dotted.split("."):
-            if not isinstance(value, dict) or part not in value:
-                raise ExportError(f"params has no '{dotted}', which the dataset card reads")
-            value = value[part]
-        return value
+        try:
+            return lookup(params, dotted)
+        except KeyError:
+            raise ExportError(f"params has no '{dotted}', which the dataset card reads") from None
 
     return get
 

@@ -115,7 +115,8 @@ class UndeclaredParam(KeyError):
     pass
 
 
-def _lookup(params: dict[str, Any], dotted: str) -> Any:
+def lookup(params: dict[str, Any], dotted: str) -> Any:
+    """params[a][b][c] for 'a.b.c'; KeyError naming the key where one is missing."""
     value: Any = params
     for part in dotted.split("."):
         if not isinstance(value, dict) or part not in value:
@@ -126,7 +127,7 @@ def _lookup(params: dict[str, Any], dotted: str) -> Any:
 
 def _has(params: dict[str, Any], dotted: str) -> bool:
     try:
-        _lookup(params, dotted)
+        lookup(params, dotted)
     except KeyError:
         return False
     return True
@@ -146,7 +147,7 @@ class GuardedParams:
             if dotted == key or dotted.startswith(key + "."):
                 self.read.add(key)
                 try:
-                    return _lookup(self._params, dotted)
+                    return lookup(self._params, dotted)
                 except KeyError:
                     raise KeyError(f"stage '{self._stage}' reads params '{dotted}', which the params file does not "
                                    "have") from None
@@ -160,7 +161,7 @@ class GuardedParams:
         missing = [key for key in self.declared if not _has(self._params, key)]
         if missing:
             raise KeyError(f"stage '{self._stage}' declares params {missing}, which the params file does not have")
-        return {key: _lookup(self._params, key) for key in self.declared}
+        return {key: lookup(self._params, key) for key in self.declared}
 
 
 @dataclass
@@ -183,6 +184,17 @@ class StageContext:
 
     def path(self, name: str) -> Path:
         return self.paths[name]
+
+    def metrics_dir(self, anchor: str, others: tuple[str, ...] = ()) -> Path:
+        """The folder holding the metrics files a stage reads together (the report, the dataset
+        card): the parent of input `anchor`; every other input except `others` must lie in it
+        (as <name>.json or <name>/), since the stage reads them from there."""
+        folder = self.path(anchor).parent
+        elsewhere = [i.name for i in self.stage.inputs if i.name not in others
+                     and self.path(i.name).parent not in (folder, folder / i.name)]
+        if elsewhere:
+            raise SystemExit(f"{self.name}: inputs {elsewhere} are not under {folder}, where the stage reads them")
+        return folder
 
 
 def is_main_process() -> bool:
