@@ -53,7 +53,8 @@ def params() -> dict:
 
 ROWS = [{"id": f"s{i}", "instruction": f"Write a Python function number {i}", "response": f"Solution {i}\n```python\n"
          f"def f{i}(x):\n    return x + {i}\n```", "code": f"def f{i}(x):\n    return x + {i}", "snippet_id": f"p{i}",
-         "category": ["Web Problems", "Database and SQL Problems"][i % 2], "exec_ok": True, "exec_reason": "ok"}
+         # the final dataset's snippets are not distillation seeds: most carry no category
+         "category": ["Web Problems", "Database and SQL Problems", None][i % 3], "exec_ok": True, "exec_reason": "ok"}
         for i in range(5)]
 
 

@@ -45,7 +45,8 @@ DATASET = "data/synthesize/dataset.jsonl"
 METRICS_DIR = "metrics"
 # what the pipeline itself rewrites: changes there do not make the source tree dirty
 PIPELINE_OUTPUTS = ("dvc.lock", "data", "metrics", "plots", "reports")
-REQUIRED = ("id", "instruction", "response", "code", "snippet_id", "category")  # strings, never null
+REQUIRED = ("id", "instruction", "response", "code", "snippet_id", "category")  # strings, never null, except:
+NULLABLE = ("category",)  # only the distillation seeds are categorized: a round's or the final pool snippet is not
 OPTIONAL = {"exec_ok": "bool", "exec_reason": "string"}  # present when synthesize ran the execution check
 ROW_GROUP_ROWS = 1000  # small row groups: the Hub's viewer reads a page without the whole shard
 PROMPTS = ("synthesis", "scoring")
@@ -110,7 +111,7 @@ def read_dataset(path: str | Path) -> tuple[list[dict], list[str]]:
                 raise ExportError(f"{where}: unexpected field(s) {', '.join(unknown)} (the export writes "
                                   f"{', '.join((*REQUIRED, *OPTIONAL))})")
             for key in REQUIRED:
-                if not isinstance(row[key], str):
+                if not isinstance(row[key], str) and not (key in NULLABLE and row[key] is None):
                     raise ExportError(f"{where}: field '{key}' must be a string, got {type(row[key]).__name__}")
             if row.get("exec_ok") is not None and not isinstance(row["exec_ok"], bool):
                 raise ExportError(f"{where}: field 'exec_ok' must be true, false or null, got {row['exec_ok']!r}")
@@ -137,7 +138,7 @@ def write_shards(rows: list[dict], columns: list[str], folder: Path, config: Exp
     import pyarrow.parquet as pq
 
     types = {"string": pa.string(), "bool": pa.bool_()}
-    schema = pa.schema([pa.field(f["name"], types[f["dtype"]], nullable=f["name"] not in REQUIRED)
+    schema = pa.schema([pa.field(f["name"], types[f["dtype"]], nullable=f["name"] not in REQUIRED or f["name"] in NULLABLE)
                         for f in _features(columns)])
     # the `datasets` library reads its features from this key (the Hub's own parquet exports carry it)
     hf_features = {f["name"]: {"dtype": f["dtype"], "_type": "Value"} for f in _features(columns)}
@@ -545,7 +546,7 @@ def render_card(config: ExportConfig, p: dict, metrics: dict, metrics_dir: Path,
     fields = {"id": "stable id of the sample", "instruction": "the problem (the synthesizer's [Problem Description])",
               "response": "the solution (the synthesizer's [Solution], code and explanation)",
               "code": "the solution's code", "snippet_id": "id of the pool snippet that inspired it",
-              "category": "its task category (categorize)", "exec_ok": "whether the code ran in the sandbox",
+              "category": "its task category (categorize; null for a snippet that was not a distillation seed)", "exec_ok": "whether the code ran in the sandbox",
               "exec_reason": "the sandbox verdict"}
     intro = (f"# {config.pretty_name}\n\n{rows} Python instruction-response pairs written by a fine-tuned synthesizer "
              "with the SCoder pipeline (bootstrapped from a teacher's distilled samples, selected by multi-aspect "
@@ -581,7 +582,8 @@ def export_dataset(dataset: str | Path, metrics_dir: str | Path, out_dir: str | 
     shards, arrow_bytes = write_shards(rows, columns, out_dir, config)
     categories: dict[str, int] = {}
     for row in rows:
-        categories[row["category"]] = categories.get(row["category"], 0) + 1
+        label = row["category"] if row["category"] is not None else "none (not a distillation seed)"
+        categories[label] = categories.get(label, 0) + 1
     prov = provenance(params_file, out_dir)
     card = render_card(config, params, metrics, metrics_dir, columns, shards, arrow_bytes, categories, prov, prompt_files())
     (out_dir / "README.md").write_text(card, encoding="utf-8")
