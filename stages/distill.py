@@ -6,7 +6,11 @@ STAGE = Stage(
     "distill",
     "the teacher's problem + solution for every seed snippet (D_p), with its cost",
     config="scoder.bootstrap.distill:DistillConfig",
-    inputs=(Input("seeds", "data/categorize/seeds.jsonl"),),
+    inputs=(
+        Input("seeds", "data/categorize/seeds.jsonl"),
+        # the shipped recorded-teacher slices (teacher.backend: dataset reads teacher.recorded.source)
+        Input("recorded", "data/teacher", help="recorded teacher answers (backend dataset)"),
+    ),
     outputs=(
         Output("samples", "data/distill/samples.jsonl"),
         Output("ledger", "metrics/cost/distill.json", cache=False, help="cost ledger entry"),
@@ -23,14 +27,19 @@ def work(ctx):
 
     config, log = ctx.config, ctx.log
     seeds = read_jsonl(ctx.path("seeds"))
+    price = price_for(config.teacher)
+    llm = load_llm(config.teacher)
+    if config.teacher.backend == "dataset":
+        # a recorded teacher answers its own seeds: as many as categorize chose, drawn from the set
+        seeds = llm.seeds(len(seeds), config.sampling.seed)
+        log.info("recorded teacher: %d seeds drawn from %s (%s)", len(seeds), config.teacher.recorded.source,
+                 llm.recorded.summary())
     log.info(
         "teacher %s (%s) answers the synthesis prompt for %d seed snippets",
         config.teacher.model,
         config.teacher.backend,
         len(seeds),
     )
-    price = price_for(config.teacher)
-    llm = load_llm(config.teacher)
     records, metrics = synthesize_samples(
         llm,
         seeds,
@@ -43,6 +52,8 @@ def work(ctx):
                         "output_per_1m": price.output_per_1m}
     if getattr(llm, "budget", None) is not None:
         metrics["budget"] = llm.budget.summary()
+    if getattr(llm, "recorded", None) is not None:
+        metrics["recorded"] = {**llm.recorded.summary(), "tokenizer": llm.tokenizer}
     write_jsonl(ctx.path("samples"), records)
     write_json(
         ctx.path("ledger"), ledger_entry("distill", "teacher", config.teacher.model, config.teacher.backend, metrics)

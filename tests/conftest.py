@@ -52,13 +52,19 @@ def mlflow_store(tmp_path, monkeypatch):
     return uri
 
 
+# tracked files under data/ that are inputs of the pipeline, not outputs of a stage
+SHIPPED_DATA = ("data/benchmarks/",)
+
+
 def new_project(repo_root: Path, dest: Path, edit_params: Callable[[dict], None]) -> Path:
-    """A fresh git repository at `dest` holding this repository's tracked files, without data,
-    metrics or dvc.lock (a run starts from nothing, as a new profile would), with
+    """A fresh git repository at `dest` holding this repository's tracked files, without stage
+    outputs, metrics or dvc.lock (a run starts from nothing, as a new profile would), but with the
+    shipped inputs under data/ (the benchmark slices the pool decontaminates against), with
     `edit_params` applied to params.yaml and everything committed."""
     files = subprocess.run(["git", "ls-files"], cwd=repo_root, capture_output=True, text=True, check=True).stdout.split()
     for rel in files:
-        if rel.startswith(("metrics/", "data/")) or rel == "dvc.lock":
+        shipped_input = rel.startswith(SHIPPED_DATA)
+        if rel.startswith("metrics/") or rel == "dvc.lock" or (rel.startswith("data/") and not shipped_input):
             continue
         target = dest / rel
         target.parent.mkdir(parents=True, exist_ok=True)

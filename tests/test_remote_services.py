@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import new_project
 
 pytestmark = pytest.mark.slow
 
@@ -63,21 +64,7 @@ def sh(cmd, cwd, env):
 @pytest.fixture()
 def tiny_project(repo_root, tmp_path):
     """This repository's tracked files without outputs, with a pool of 30 stdlib files."""
-    dest = tmp_path / "project"
-    files = subprocess.run(["git", "ls-files"], cwd=repo_root, capture_output=True, text=True, check=True).stdout.split()
-    for rel in files:
-        if rel.startswith(("metrics/", "data/")) or rel == "dvc.lock":
-            continue
-        (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(repo_root / rel, dest / rel)
-    params = yaml.safe_load((dest / "params.yaml").read_text())
-    params["pool"].update(max_files=30, workers=1)
-    (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    env = env_with()
-    sh(["git", "init", "-q"], dest, env)
-    sh(["git", "add", "-A"], dest, env)
-    sh(["git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "init"], dest, env)
-    return dest
+    return new_project(repo_root, tmp_path / "project", lambda params: params["pool"].update(max_files=30, workers=1))
 
 
 def md5_of_tree(root: Path) -> dict[str, str]:

@@ -41,7 +41,7 @@ def write_project(tmp_path: Path, url: str, n: int) -> Path:
 
 def stage_cmd(project: Path, repo_root: Path, out_name: str):
     return [sys.executable, str(repo_root / "stages/distill.py"), "--params", str(project / "params.yaml"),
-            "--seeds", str(project / "seeds.jsonl"), "--samples", str(project / out_name / "samples.jsonl"),
+            "--seeds", str(project / "seeds.jsonl"), "--recorded", str(repo_root / "data" / "teacher"), "--samples", str(project / out_name / "samples.jsonl"),
             "--metrics", str(project / out_name / "distill.json"), "--ledger", str(project / out_name / "cost.json")]
 
 

@@ -36,7 +36,8 @@ def test_distill_params_parse_into_typed_config(repo_root):
 
     params = load_params(repo_root / "params.yaml")
     config = from_dict(DistillConfig, params["distill"], "distill")
-    assert config.teacher.backend == "transformers" and config.sampling.max_tokens > 0
+    assert config.teacher.backend == "dataset" and config.teacher.recorded.source.startswith("data/teacher/")
+    assert config.sampling.max_tokens > 0
     assert config.teacher.api_key_env == "OPENAI_API_KEY"  # a variable name, never a key
 
 

@@ -36,7 +36,7 @@ def test_an_unpriced_api_model_is_free_unless_capped_then_an_error_naming_the_wa
 
 @pytest.mark.parametrize("text", ["def f(x):\n    return x + 1\n", "naïve café ☕ 日本語", "\x00\x01" * 50, " " * 200])
 def test_the_prompt_bound_is_above_a_real_bpe_count(text):
-    from scoder.bootstrap.cost_estimate import token_counter
+    from scoder.core.prices import token_counter
 
     count, name = token_counter()
     assert "SmolLM2" in name  # the shipped tokenizer loads offline

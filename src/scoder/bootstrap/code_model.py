@@ -10,7 +10,8 @@ from pathlib import Path
 
 import torch
 
-from scoder.training.sft import TrainConfig, instruction_examples, load_instruction_records, train_sft
+from scoder.core.io import load_records
+from scoder.training.sft import TrainConfig, instruction_examples, train_sft
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +85,7 @@ def train_code_model(data: Path, config: ScoderTrainConfig, out_dir: Path) -> di
     phases = {"phase2": instruction_examples(read_records(data), config.phase2.instruction_fields,
                                              config.phase2.response_fields, str(data), config.phase2.max_examples)}
     if config.phase1.data:
-        phases["phase1"] = instruction_examples(load_instruction_records(config.phase1.data), config.phase1.instruction_fields,
+        phases["phase1"] = instruction_examples(load_records(config.phase1.data), config.phase1.instruction_fields,
                                                 config.phase1.response_fields, config.phase1.data, config.phase1.max_examples)
     log.info("fine-tuning %s (%s): phase 1 %s, phase 2 %d synthesized examples", config.train.model, config.train.method,
              f"{len(phases['phase1'])} examples from {config.phase1.data}" if "phase1" in phases else "skipped (no data)",

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Sequence
 
-from scoder.core.prices import LOCAL_BACKENDS, price_for
+from scoder.core.prices import LOCAL_BACKENDS, price_for, token_counter
 
 # assumed answer lengths (tokens) when --answer-tokens does not say: a synthesis answer is a
 # problem description and a solution with code; a judgement is a short reason and 10 scores
@@ -76,20 +76,6 @@ def sample_snippets(pool_file: str | Path | None, limit: int = 400, seed: int = 
     return snippets, where
 
 
-def token_counter() -> tuple[Callable[[str], int], str]:
-    try:
-        from transformers import AutoTokenizer
-
-        from scoder.models.registry import resolve
-
-        resolved = resolve("smollm2")
-        kwargs = {"gguf_file": resolved.gguf_file} if getattr(resolved, "gguf_file", None) else {}
-        tokenizer = AutoTokenizer.from_pretrained(resolved.path, **kwargs)
-        return (lambda text: len(tokenizer.encode(text, add_special_tokens=False))), "SmolLM2 tokenizer (stand-in)"
-    except Exception as exc:  # noqa: BLE001 - the estimate still works, with a cruder count it names
-        return (lambda text: max(1, len(text.encode("utf-8")) // 4)), f"UTF-8 bytes / 4 (tokenizer unavailable: {exc})"
-
-
 def _mean(values: Sequence[int]) -> float:
     return sum(values) / len(values) if values else 0.0
 
@@ -104,6 +90,8 @@ def _row(stage: str, role: str, llm, requests: int, prompt_mean: float, answer: 
     sync, batch = price_for(llm, "sync"), price_for(llm, "batch")
     if llm.backend in LOCAL_BACKENDS:
         notes = notes + [f"local stand-in, priced as {llm.price_as}"]
+    if llm.backend == "dataset":
+        notes = notes + ["recorded teacher: nothing is paid; what the same requests would cost"]
     return Row(stage, role, llm.model, llm.backend, requests, prompt_total, answer_total, sync.row,
                round(sync.cost(prompt_total, answer_total), 2), round(batch.cost(prompt_total, answer_total), 2), notes)
 

@@ -109,6 +109,9 @@ def synthesize_samples(
     """One record per (snippet, sample) with the parsed problem/solution, and metrics;
     `prices` (USD per 1M prompt / completion tokens) price the tokens for the cost ledger."""
     start = time.perf_counter()
+    from scoder.core.prices import API_BACKENDS
+
+    paid = getattr(getattr(llm, "config", None), "backend", "") in API_BACKENDS
     shown = [snippet_text(s, config.include_imports) for s in snippets]
     prompts = [[{"role": "user", "content": synthesis_prompt(text)}] for text in shown]
     records: list[dict] = []
@@ -172,6 +175,8 @@ def synthesize_samples(
     ok = sum(r["parse_ok"] for r in records)
     metrics = {
         "samples": n,
+        # free: the model wrote both sections itself; guided: headers and fence were prefilled
+        "generation": "guided" if config.guided_problem_tokens > 0 else "free",
         "precision": getattr(llm, "precision", "n/a"),  # the model's weights as resolved (n/a: an API)
         "parse_ok": ok,
         "parse_rate": round(ok / n, 6) if n else 0.0,
@@ -181,9 +186,12 @@ def synthesize_samples(
         "tokens_in": tokens_in,
         "tokens_out": tokens_out,
         "cost_usd": round(cost_usd(tokens_in, tokens_out, *prices), 6),
-        "cost_usd_paid_this_run": round(cost_usd(paid_in, paid_out, *prices), 6),
+        # what these samples cost at `prices` (for a local stand-in or a recorded teacher: would
+        # have cost), and what was paid for this run: only an API backend's uncached answers
+        "cost_usd_paid_this_run": round(cost_usd(paid_in, paid_out, *prices), 6) if paid else 0.0,
         "cached_samples": cached,
         "seconds": round(seconds, 3),
-        "generated_tokens_per_second": round(paid_out / seconds, 2) if seconds and paid_out else 0.0,
+        "generated_tokens_per_second": (round(paid_out / seconds, 2) if seconds and paid_out
+                                        and getattr(llm, "generates", True) else 0.0),
     }
     return records, metrics

@@ -88,6 +88,7 @@ def synthesize_dataset(synthesizer: dict, snippets: Sequence[dict], config: Synt
         "samples": len(samples),
         "parse_ok": gen_metrics["parse_ok"],
         "parse_rate": gen_metrics["parse_rate"],
+        "generation": gen_metrics["generation"],
         "code_compiles": gen_metrics["code_compiles"],
         "execution": config.execution,
         "exec_ok": exec_ok if config.execution != "off" else None,

@@ -20,6 +20,8 @@ def ledger_entry(stage: str, role: str, model: str, backend: str, metrics: dict)
         "tokens_in": metrics["tokens_in"],
         "tokens_out": metrics["tokens_out"],
         "cost_usd": metrics["cost_usd"],
+        # paid for this run (cost_usd: what the samples cost at the role's price, paid or not)
+        "paid_usd": metrics.get("cost_usd_paid_this_run", metrics["cost_usd"]),
     }
 
 

@@ -133,3 +133,13 @@ def read_records(path: str | os.PathLike) -> list[dict]:
             raise ValueError(f"{path}: expected a JSON array of objects")
         return data
     return read_jsonl(path)
+
+
+def load_records(source: str, split: str = "train") -> list[dict]:
+    """A local JSON array / JSON Lines file (plain or .gz), or `hf:<dataset>` from the Hugging
+    Face hub (real runs, e.g. hf:theblackcat102/evol-codealpaca-v1)."""
+    if source.startswith("hf:"):
+        from datasets import load_dataset
+
+        return [dict(record) for record in load_dataset(source[3:], split=split)]
+    return read_records(source)

@@ -12,7 +12,7 @@ is "unpriced" (USD 0 in the ledger, a warning in the log), and a budget cap on i
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 if TYPE_CHECKING:
     from scoder.models.llm.base import LLMConfig
@@ -46,6 +46,7 @@ TABLE: dict[str, tuple[tuple[float, float], tuple[float, float]]] = {
 }
 
 LOCAL_BACKENDS = ("transformers", "vllm")
+API_BACKENDS = ("openai", "openai-batch")  # the backends that bill (dataset: recorded answers, free)
 BATCH_FACTOR = 0.5  # the Batch API's discount on explicit params prices
 BATCH_BACKENDS = ("openai-batch",)
 
@@ -104,3 +105,20 @@ def prompt_tokens_upper_bound(messages: Sequence[dict]) -> int:
         MESSAGE_OVERHEAD_TOKENS + len(str(m.get("content", "")).encode("utf-8")) + len(str(m.get("role", "")))
         for m in messages
     )
+
+
+def token_counter() -> tuple[Callable[[str], int], str]:
+    """A token count for texts no API has counted (an estimate, or a recorded teacher's answers):
+    the shipped SmolLM2 tokenizer, a byte-level BPE like OpenAI's (o200k_base is not offline),
+    else UTF-8 bytes / 4; the second value names which."""
+    try:
+        from transformers import AutoTokenizer
+
+        from scoder.models.registry import resolve
+
+        resolved = resolve("smollm2")
+        kwargs = {"gguf_file": resolved.gguf_file} if getattr(resolved, "gguf_file", None) else {}
+        tokenizer = AutoTokenizer.from_pretrained(resolved.path, **kwargs)
+        return (lambda text: len(tokenizer.encode(text, add_special_tokens=False))), "SmolLM2 tokenizer (stand-in)"
+    except Exception as exc:  # noqa: BLE001 - the estimate still works, with a cruder count it names
+        return (lambda text: max(1, len(text.encode("utf-8")) // 4)), f"UTF-8 bytes / 4 (tokenizer unavailable: {exc})"

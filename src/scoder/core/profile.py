@@ -93,6 +93,14 @@ def _walk(obj: Any, where: str, problems: list[str], models: dict[str, str]) -> 
             else:
                 models[f"{where}.model"] = f"{obj.model} @ {obj.endpoint}"
             return
+        if obj.backend == "dataset":  # a recorded teacher: `model` names who wrote the answers
+            source = obj.recorded.source
+            if not source:
+                problems.append(f"{where}.recorded.source: backend 'dataset' needs a recorded file or hf:<dataset>")
+            elif not source.startswith("hf:") and not Path(source).exists():
+                problems.append(f"{where}.recorded.source: '{source}' does not exist")
+            models[f"{where}.model"] = f"{obj.model} (recorded: {source})"
+            return
         if obj.backend not in ("transformers", "vllm"):
             problems.append(f"{where}.backend: unknown backend '{obj.backend}'")
     if not dataclasses.is_dataclass(obj):

@@ -76,12 +76,14 @@ def summary(metrics_dir: str | Path = "metrics") -> dict:
         "rounds": {},
         "final_dataset": synth.get("dataset_size"),
         "final_parse_rate": synth.get("parse_rate"),
+        "final_generation": synth.get("generation"),
         "final_exec_ok": synth.get("exec_ok"),
     }
     samples, scores, selects = _rounds(m / "sample"), _rounds(m / "score"), _rounds(m / "select")
     for key in sorted(set(samples) | set(scores) | set(selects)):
         best = scores.get(key, {}).get("best_score")
         out["rounds"][key] = {"parse_rate": samples.get(key, {}).get("parse_rate"),
+                              "generation": samples.get(key, {}).get("generation"),
                               "best_score_mean": best.get("mean") if isinstance(best, dict) else best,
                               "exec_rate": scores.get(key, {}).get("exec_rate"),
                               "selected": selects.get(key, {}).get("selected")}

@@ -323,13 +323,3 @@ def instruction_examples(records: list[dict], instruction_fields: list[str], res
     return examples
 
 
-def load_instruction_records(source: str, split: str = "train") -> list[dict]:
-    """A local JSON/JSONL file, or `hf:<dataset>` from the Hugging Face hub (real runs, e.g.
-    hf:theblackcat102/evol-codealpaca-v1)."""
-    from scoder.core.io import read_records
-
-    if source.startswith("hf:"):
-        from datasets import load_dataset
-
-        return list(load_dataset(source[3:], split=split))
-    return read_records(source)

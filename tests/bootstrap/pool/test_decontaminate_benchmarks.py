@@ -54,6 +54,14 @@ def write_jsonl(path: Path, records: list) -> Path:
     return path
 
 
+@pytest.fixture(autouse=True)
+def no_benchmark_overrides(monkeypatch):
+    """`make test` exports HUMANEVAL_OVERRIDE_PATH for evaluate; these tests pass the environment
+    they mean explicitly, so the caller's one must not add files to the index."""
+    for name in OVERRIDE_ENV.values():
+        monkeypatch.delenv(name, raising=False)
+
+
 @pytest.fixture(scope="module")
 def planted(tmp_path_factory) -> Path:
     """A pool source with an MBPP+ canonical solution, a HumanEval+ canonical solution (under a

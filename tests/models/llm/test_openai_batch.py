@@ -182,7 +182,7 @@ def project(tmp_path: Path, url: str, n: int, **teacher) -> Path:
 
 def distill(where: Path, repo_root: Path, popen=False):
     cmd = [sys.executable, str(repo_root / "stages/distill.py"), "--params", str(where / "params.yaml"),
-           "--seeds", str(where / "seeds.jsonl"), "--samples", str(where / "out" / "samples.jsonl"),
+           "--seeds", str(where / "seeds.jsonl"), "--recorded", str(repo_root / "data" / "teacher"), "--samples", str(where / "out" / "samples.jsonl"),
            "--metrics", str(where / "out" / "distill.json"), "--ledger", str(where / "out" / "cost.json")]
     env = {**os.environ, "SCODER_CACHE_DIR": str(where / "cache"), "MLFLOW_TRACKING_URI": f"sqlite:///{where / 'mlruns.db'}",
            "SCODER_TEST_KEY": "sk-test"}

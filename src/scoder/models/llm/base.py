@@ -48,10 +48,27 @@ class Completion:
 
 
 @dataclass
+class RecordedConfig:
+    """Where the recorded answers are and which fields hold what (`LLMConfig.recorded`, backend
+    `dataset`: scoder.bootstrap.recorded_teacher)."""
+
+    source: str = ""  # JSON array / JSON Lines file (plain or .gz), or hf:<dataset>
+    split: str = "train"  # of an hf: dataset
+    seed_field: str = "seed"  # the snippet the answer was written from
+    problem_field: str = "problem"
+    solution_field: str = "solution"
+    # the raw answer instead of problem + solution (parsed like a live teacher's answer); "" = unused
+    answer_field: str = ""
+    id_field: str = ""  # "" = an id from the seed text
+    category_field: str = ""  # "" = uncategorized seeds
+    where: dict[str, str] = field(default_factory=dict)  # keep records whose fields equal these (lang: python)
+
+
+@dataclass
 class LLMConfig:
     """Every model setting in one place (one params block per model role)."""
 
-    backend: str = "transformers"  # transformers | vllm | openai | openai-batch
+    backend: str = "transformers"  # transformers | vllm | openai | openai-batch | dataset
     model: str = "smollm2"  # alias, local folder/.gguf, or hub name; for openai the served model name
     adapter: str | None = None  # PEFT/LoRA adapter folder (transformers, vllm)
     batch_size: int = 8  # prompts per forward batch (transformers)
@@ -82,6 +99,8 @@ class LLMConfig:
     batch_poll_s: float = 30.0
     batch_max_requests: int = 50000  # requests per batch file (OpenAI's limit)
     batch_max_attempts: int = 3  # a request that failed in this many batches is an error
+    # dataset: a recorded teacher (answers another project already paid a model for)
+    recorded: RecordedConfig = field(default_factory=RecordedConfig)
     # vllm
     tensor_parallel_size: int = 1
     gpu_memory_utilization: float = 0.9
@@ -145,4 +164,9 @@ def load_llm(config: LLMConfig, cache: "ResponseCache | None" = None) -> LLM:
         from scoder.models.llm.vllm_backend import VLLMBackend
 
         return VLLMBackend(config, cache)
-    raise ValueError(f"unknown LLM backend '{config.backend}' (available: transformers, openai, openai-batch, vllm)")
+    if config.backend == "dataset":
+        from scoder.bootstrap.recorded_teacher import RecordedTeacher
+
+        return RecordedTeacher(config, cache)
+    raise ValueError(f"unknown LLM backend '{config.backend}' (available: transformers, openai, openai-batch, vllm, "
+                     "dataset)")
