@@ -52,7 +52,19 @@ def _text(record: dict, name: str) -> str | None:
         return None
     if not isinstance(value, str):
         raise TypeError(name)
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate ("\ud800"): no tokenizer or file can hold it
+        raise TypeError(name) from None
     return value if value.strip() else None
+
+
+def _record_id(record: dict, name: str) -> str | None:
+    """The id field as text: a string or an integer (common in datasets); anything else is not an id."""
+    value = record.get(name)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return _text(record, name)
 
 
 def load_recorded(config: RecordedConfig) -> RecordedSet:
@@ -69,10 +81,12 @@ def load_recorded(config: RecordedConfig) -> RecordedSet:
             raise ValueError(f"{config.source}: the field mapping names '{name}', which no record has "
                              f"(fields: {', '.join(sorted(seen_fields))})")
     skipped: Counter = Counter()
-    records, seeds = [], {}
+    records, seeds, ids = [], {}, set()
     for index, record in enumerate(raw):
         label = f"{config.source}: record {index + 1}"
-        if any(str(record.get(k)) != str(v) for k, v in config.where.items()):
+        # exact, typed equality (YAML gives `1`, `true`, `python` their types); a field the
+        # record lacks never matches
+        if any(k not in record or record[k] != v or type(record[k]) is not type(v) for k, v in config.where.items()):
             skipped["filtered_by_where"] += 1
             continue
         try:
@@ -83,6 +97,7 @@ def load_recorded(config: RecordedConfig) -> RecordedSet:
                 problem, solution = _text(record, config.problem_field), _text(record, config.solution_field)
                 answer = format_synthesis(problem, solution) if problem and solution else None
             category = _text(record, config.category_field) if config.category_field else None
+            rid = _record_id(record, config.id_field) if config.id_field else None
         except TypeError as exc:
             log.warning("%s: field '%s' is not text; skipped", label, exc)
             skipped["field_not_text"] += 1
@@ -97,10 +112,13 @@ def load_recorded(config: RecordedConfig) -> RecordedSet:
         if key in seeds:
             skipped["duplicate_record" if seeds[key] == answer else "duplicate_seed"] += 1
             continue
+        rid = rid or content_id("recorded", key)
+        if rid in ids:  # sample ids derive from it: two records may not share one
+            skipped["duplicate_id"] += 1
+            continue
         seeds[key] = answer
-        rid = str(record.get(config.id_field)) if config.id_field and record.get(config.id_field) is not None else ""
-        records.append({"id": rid or content_id("recorded", key), "seed": key, "answer": answer,
-                        "category": category, "index": index})
+        ids.add(rid)
+        records.append({"id": rid, "seed": key, "answer": answer, "category": category, "index": index})
     if not records:
         raise ValueError(f"{config.source}: none of its {len(raw)} records can serve as a recorded answer "
                          f"(skipped: {dict(skipped) or 'no records'})")

@@ -122,17 +122,24 @@ def read_records(path: str | os.PathLike) -> list[dict]:
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"data file not found: {path}")
-    with _open_text(path) as handle:
-        head = handle.read(1)
-        while head and head.isspace():
+    try:
+        with _open_text(path) as handle:
             head = handle.read(1)
-    if head == "[":
+            while head and head.isspace():
+                head = handle.read(1)
+        if head != "[":
+            return read_jsonl(path)
         with _open_text(path) as handle:
             data = json.load(handle)
-        if not all(isinstance(item, dict) for item in data):
-            raise ValueError(f"{path}: expected a JSON array of objects")
-        return data
-    return read_jsonl(path)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}: not a valid JSON array (line {exc.lineno}, column {exc.colno}: {exc.msg})") from exc
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path}: not UTF-8 ({exc.reason} at byte {exc.start})") from exc
+    except (EOFError, OSError, zlib.error) as exc:  # a cut or corrupt .gz
+        raise ValueError(f"{path}: unreadable ({type(exc).__name__}: {exc})") from exc
+    if not isinstance(data, list) or not all(isinstance(item, dict) for item in data):
+        raise ValueError(f"{path}: expected a JSON array of objects")
+    return data
 
 
 def load_records(source: str, split: str = "train") -> list[dict]:

@@ -11,6 +11,7 @@ is "unpriced" (USD 0 in the ledger, a warning in the log), and a budget cap on i
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Sequence
 
@@ -107,6 +108,7 @@ def prompt_tokens_upper_bound(messages: Sequence[dict]) -> int:
     )
 
 
+@functools.lru_cache(maxsize=1)  # one tokenizer per process, however many teachers load it
 def token_counter() -> tuple[Callable[[str], int], str]:
     """A token count for texts no API has counted (an estimate, or a recorded teacher's answers):
     the shipped SmolLM2 tokenizer, a byte-level BPE like OpenAI's (o200k_base is not offline),

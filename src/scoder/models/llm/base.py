@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol, Sequence
+from typing import TYPE_CHECKING, Any, Protocol, Sequence
 
 from scoder.models.precision import check_precision
 
@@ -61,7 +61,8 @@ class RecordedConfig:
     answer_field: str = ""
     id_field: str = ""  # "" = an id from the seed text
     category_field: str = ""  # "" = uncategorized seeds
-    where: dict[str, str] = field(default_factory=dict)  # keep records whose fields equal these (lang: python)
+    # keep records whose fields equal these, type included (lang: python; a missing field never matches)
+    where: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
