@@ -53,7 +53,7 @@ def mlflow_store(tmp_path, monkeypatch):
 
 
 # tracked files under data/ that are inputs of the pipeline, not outputs of a stage
-SHIPPED_DATA = ("data/benchmarks/",)
+SHIPPED_DATA = ("data/benchmarks/", "data/teacher/", "data/synthesizer/base")
 
 
 def new_project(repo_root: Path, dest: Path, edit_params: Callable[[dict], None]) -> Path:

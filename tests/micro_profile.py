@@ -68,7 +68,7 @@ def micro_params(params: dict, model: str, teacher_url: str) -> None:
     params["distill"]["chunk_size"] = 2
     params["subset"]["lm"] = model
     params["train"].update(**llm, require_parse_ok=False)  # the micro model's round answers never parse
-    params["synthesizers"] = {"0": {"data": "data/distill/samples.jsonl"}, "1": {"data": "data/rounds/1/selected.jsonl"}}
+    params["synthesizers"] = {"0": {"data": "data/distill/samples.jsonl", "init": "base"}, "1": {"data": "data/rounds/1/selected.jsonl", "init": "0"}}
     params["rounds"] = {"1": {"previous": "0", "snippets": 3, "select": 2}}
     params["reference"].update(**llm, max_examples=6, batch_size=2)
     params["influence"].update(proj_dim=64, max_dp=6, batch_size=1, shard_batches=1)

@@ -62,8 +62,8 @@ def tiny(params):
 
 def both(params):
     """Two rounds, four final samples (K=2 specialists need two records), two pass@k settings."""
-    params["synthesizers"] = {"0": {"data": "data/distill/samples.jsonl"}, "1": {"data": "data/rounds/1/selected.jsonl"},
-                              "2": {"data": "data/rounds/2/selected.jsonl"}}
+    params["synthesizers"] = {"0": {"data": "data/distill/samples.jsonl", "init": "base"}, "1": {"data": "data/rounds/1/selected.jsonl", "init": "0"},
+                              "2": {"data": "data/rounds/2/selected.jsonl", "init": "1"}}
     params["rounds"] = {"1": {"previous": "0", "snippets": 3, "select": 2}, "2": {"previous": "1", "snippets": 2, "select": 1}}
     params["synthesize"].update(synthesizer="2", size=4)
     params["evaluate"]["datasets"] = ["humaneval", "mbpp"]

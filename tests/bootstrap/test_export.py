@@ -36,7 +36,7 @@ def params() -> dict:
         "distill": {"teacher": {"backend": "openai", "model": MODELS["teacher"], "endpoint": "https://api.openai.com/v1",
                                 "api_key_env": "OPENAI_API_KEY"}},
         "train": {"model": MODELS["synthesizer"], "method": "lora"},
-        "synthesizers": {"0": {"data": "data/distill/samples.jsonl"}, "1": {"data": "data/rounds/1/selected.jsonl"}},
+        "synthesizers": {"0": {"data": "data/distill/samples.jsonl", "init": "base"}, "1": {"data": "data/rounds/1/selected.jsonl", "init": "0"}},
         "rounds": {"1": {"previous": "0", "snippets": 3, "select": 2}},
         "sample": {"engine": {"backend": "vllm"}},
         "synthesize": {"synthesizer": "1", "engine": {"backend": "vllm"}, "guided_problem_tokens": 0,

@@ -51,8 +51,23 @@ def synthesis_examples(records: list[dict], require_parse_ok: bool, max_examples
     return examples, dict(sorted(skipped.items()))
 
 
-def train_synthesizer(data: Path, config: SynthesizerTrainConfig, out_dir: Path, key: str) -> dict:
-    """Train on the samples in `data` into `out_dir`; returns the stage's metrics."""
+def continued_adapter(init: Path | None, config: SynthesizerTrainConfig) -> str | None:
+    """The LoRA adapter a synthesizer continues: the last checkpoint of the train@K folder `init`
+    (None: `init` is not a synthesizer folder, e.g. data/synthesizer/base, so a new adapter)."""
+    if init is None or not (Path(init) / "synthesizer.json").is_file():
+        return None
+    manifest = json.loads((Path(init) / "synthesizer.json").read_text(encoding="utf-8"))
+    if manifest.get("base_model") != config.model or manifest.get("method") != config.method or config.method != "lora":
+        raise SystemExit(f"{init}: synthesizer {manifest.get('key')} is a {manifest.get('method')} adapter of "
+                         f"{manifest.get('base_model')}; train ({config.method} on {config.model}) can continue only "
+                         "a LoRA adapter of its own model: set its synthesizers item's init to base")
+    return str(Path(init) / manifest["checkpoints"][-1])
+
+
+def train_synthesizer(data: Path, config: SynthesizerTrainConfig, out_dir: Path, key: str,
+                      init: Path | None = None) -> dict:
+    """Train on the samples in `data` into `out_dir` (continuing synthesizer `init` if it is one);
+    returns the stage's metrics."""
     from scoder.core.io import read_jsonl
     from scoder.core.stage import is_main_process
 
@@ -61,14 +76,17 @@ def train_synthesizer(data: Path, config: SynthesizerTrainConfig, out_dir: Path,
     if not examples:
         raise SystemExit(f"{data}: none of {len(records)} samples is usable for training ({skipped}); "
                          "set require_parse_ok: false to learn raw answers")
-    log.info("training %s from %s on %d of %d samples (%s), %d checkpoints", key, config.model, len(examples),
-             len(records), skipped or "none skipped", config.num_checkpoints)
-    result = train_sft(examples, config, out_dir)
+    adapter = continued_adapter(init, config)
+    log.info("training %s from %s on %d of %d samples (%s), %d checkpoints", key,
+             f"{config.model} + {adapter}" if adapter else config.model, len(examples), len(records),
+             skipped or "none skipped", config.num_checkpoints)
+    result = train_sft(examples, config, out_dir, init_adapter=adapter)
     manifest = {
         "key": key,
         "base_model": config.model,
         "method": config.method,
         "data": str(data),
+        "init": adapter,  # the adapter it continued (None: a new one)
         "examples": result["examples"],
         "checkpoints": [f"checkpoint-{c['checkpoint']}" for c in result["checkpoints"]],
         "steps": [c["step"] for c in result["checkpoints"]],
@@ -79,5 +97,5 @@ def train_synthesizer(data: Path, config: SynthesizerTrainConfig, out_dir: Path,
     return {"samples": len(records), "examples": result["examples"], "dropped_too_long": result["dropped_too_long"],
             "skipped": skipped, "steps": result["steps"], "train_loss": round(result["train_loss"], 6),
             "checkpoint_loss": {str(c["checkpoint"]): c["loss"] for c in result["checkpoints"]},
-            "checkpoints": len(result["checkpoints"]),
+            "checkpoints": len(result["checkpoints"]), "continued": adapter,
             "precision": result.get("precision", "fp32"), "gradient_checkpointing": result.get("gradient_checkpointing", False)}

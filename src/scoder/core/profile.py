@@ -152,8 +152,11 @@ def check_params(params: dict) -> dict[str, str]:
             if spec.previous not in synthesizers:
                 problems.append(f"rounds.{key}.previous: no synthesizer '{spec.previous}'")
         for key, value in synthesizers.items():
-            if not isinstance(value, dict) or set(value) != {"data"}:
-                problems.append(f"synthesizers.{key}: expected {{data: <file>}}, got {value!r}")
+            if not isinstance(value, dict) or set(value) != {"data", "init"}:
+                problems.append(f"synthesizers.{key}: expected {{data: <file>, init: base | <synthesizer key>}}, "
+                                f"got {value!r}")
+            elif value["init"] != "base" and (value["init"] not in synthesizers or value["init"] == key):
+                problems.append(f"synthesizers.{key}.init: '{value['init']}' is neither base nor another synthesizer")
     except (ValueError, TypeError) as exc:
         problems.append(str(exc))
     if problems:
