@@ -19,8 +19,8 @@ HUMANEVAL_PLUS = "HumanEvalPlus-v0.1.10.jsonl.gz"
 TEACHER_KEY_ENV = "SCODER_TEACHER_KEY"
 
 # `dvc repro -s` order of the micro profile (one bootstrap round)
-STAGES = ["pool", "categorize", "distill", "cost", "subset", "train@0", "reference", "dp_features", "sample@1",
-          "score@1", "influence@1", "select@1", "train@1", "synthesize", "export", "scoder_train", "evaluate", "semantic_dedup",
+STAGES = ["pool", "categorize", "distill", "subset", "train@0", "reference", "dp_features", "sample@1",
+          "score@1", "influence@1", "select@1", "train@1", "synthesize", "cost", "export", "scoder_train", "evaluate", "semantic_dedup",
           "specialists", "specialist_evaluate", "dataset_metrics", "report"]
 
 
@@ -75,7 +75,8 @@ def micro_params(params: dict, model: str, teacher_url: str) -> None:
     params["sample"]["sampling"].update(n=1, max_tokens=24)
     params["sample"].update(guided_problem_tokens=12, chunk_size=2)
     params["score"]["scorer"].update(**llm)
-    params["score"].update(execution="aspect", max_chars=400, chunk_size=2)
+    params["score"].update(execution="aspect", max_chars=400, chunk_size=2,
+                           include_unparsed=True)  # its answers never parse: score them raw
     params["synthesize"].update(synthesizer="1", size=4, execution="annotate", guided_problem_tokens=12, chunk_size=2)
     params["synthesize"]["sampling"].update(max_tokens=32, temperature=1.0)  # seeded: some answers close the fence
     params["scoder_train"]["train"].update(**llm)

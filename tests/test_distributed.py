@@ -81,7 +81,8 @@ def run_training(root, repo_root, name, launcher, batch_size):
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "HF_HUB_OFFLINE": "1",
            "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'train-mlruns.db'}", "OMP_NUM_THREADS": "1"}
     cmd = launcher + [str(repo_root / "stages/train.py"), "--params", str(root / f"{name}.yaml"), "--key", "0",
-                      "--data", str(root / "records.jsonl"), "--out-dir", str(root / name), "--metrics", str(root / f"{name}.json")]
+                      "--data", str(root / "records.jsonl"),
+                      "--init", str(repo_root / "data/synthesizer/base"), "--out-dir", str(root / name), "--metrics", str(root / f"{name}.json")]
     result = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
 

@@ -116,11 +116,11 @@ def token_counter() -> tuple[Callable[[str], int], str]:
     try:
         from transformers import AutoTokenizer
 
+        from scoder.models.gguf import loadable
         from scoder.models.registry import resolve
 
-        resolved = resolve("smollm2")
-        kwargs = {"gguf_file": resolved.gguf_file} if getattr(resolved, "gguf_file", None) else {}
-        tokenizer = AutoTokenizer.from_pretrained(resolved.path, **kwargs)
+        path, kwargs = loadable(resolve("smollm2"))
+        tokenizer = AutoTokenizer.from_pretrained(path, **kwargs)
         return (lambda text: len(tokenizer.encode(text, add_special_tokens=False))), "SmolLM2 tokenizer (stand-in)"
     except Exception as exc:  # noqa: BLE001 - the estimate still works, with a cruder count it names
         return (lambda text: max(1, len(text.encode("utf-8")) // 4)), f"UTF-8 bytes / 4 (tokenizer unavailable: {exc})"

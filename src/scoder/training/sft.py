@@ -64,23 +64,17 @@ class TrainConfig:
 
 
 def load_trainable_model(reference: str):
-    """(model, tokenizer) in fp32, ready for the Trainer (GGUF rebuilt as a plain model)."""
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+    """(model, tokenizer) in fp32, ready for the Trainer (a GGUF file through its converted
+    plain folder, scoder.models.gguf)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    resolved = resolve(reference)
-    kwargs = {"gguf_file": resolved.gguf_file} if resolved.gguf_file else {}
-    tokenizer = AutoTokenizer.from_pretrained(resolved.path, **kwargs)
+    from scoder.models.gguf import loadable
+
+    path, kwargs = loadable(resolve(reference))
+    tokenizer = AutoTokenizer.from_pretrained(path, **kwargs)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    loaded = AutoModelForCausalLM.from_pretrained(resolved.path, dtype=torch.float32, **kwargs)
-    if not resolved.gguf_file:
-        return loaded, tokenizer
-    config = AutoConfig.from_pretrained(resolved.path, **kwargs)
-    if hasattr(config, "quantization_config"):
-        del config.quantization_config
-    plain = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
-    plain.load_state_dict(loaded.state_dict())
-    return plain, tokenizer
+    return AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, **kwargs), tokenizer
 
 
 def checkpoint_steps(total_steps: int, count: int) -> list[int]:

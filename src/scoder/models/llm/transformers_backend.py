@@ -9,6 +9,7 @@ from typing import Sequence
 import torch
 
 from scoder.core.cache import ResponseCache, cache_key, folder_digest
+from scoder.models.gguf import loadable
 from scoder.models.precision import resolve_precision, torch_dtype
 from scoder.models.registry import resolve
 from scoder.models.llm.base import Completion, LLMConfig, Messages, SamplingParams, cut_at_stop, is_prefilled
@@ -30,12 +31,12 @@ class TransformersLLM:
         self.precision = resolve_precision(config.precision, "cpu")
         resolved = resolve(config.model)
         log.info("loading %s with transformers (%s) in %s", config.model, resolved.gguf_file or resolved.path, self.precision)
-        kwargs = {"gguf_file": resolved.gguf_file} if resolved.gguf_file else {}
-        self.tokenizer = AutoTokenizer.from_pretrained(resolved.path, **kwargs)
+        path, kwargs = loadable(resolved)  # a GGUF file is read from its converted folder
+        self.tokenizer = AutoTokenizer.from_pretrained(path, **kwargs)
         self.tokenizer.padding_side = "left"
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
-        model = AutoModelForCausalLM.from_pretrained(resolved.path, dtype=torch_dtype(self.precision), **kwargs)
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype(self.precision), **kwargs)
         if config.adapter:
             from peft import PeftModel
 
