@@ -39,6 +39,11 @@ class GenerationConfig:
     # to the solution header (docs/methods.md)
     guided_problem_lead: str = "Write a Python function"
 
+    @property
+    def generation(self) -> str:
+        """"guided" or "free", as the metrics report it."""
+        return "guided" if self.guided_problem_tokens > 0 else "free"
+
 
 @dataclass
 class DistillConfig(GenerationConfig):
@@ -176,7 +181,7 @@ def synthesize_samples(
     metrics = {
         "samples": n,
         # free: the model wrote both sections itself; guided: headers and fence were prefilled
-        "generation": "guided" if config.guided_problem_tokens > 0 else "free",
+        "generation": config.generation,
         "precision": getattr(llm, "precision", "n/a"),  # the model's weights as resolved (n/a: an API)
         "parse_ok": ok,
         "parse_rate": round(ok / n, 6) if n else 0.0,

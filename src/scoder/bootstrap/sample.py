@@ -64,7 +64,7 @@ def sample_candidates(synthesizer: dict, snippets: Sequence[dict], config: Sampl
         "checkpoints_used": len(plan),
         "samples_per_checkpoint": n,
         "multi_checkpoint": config.multi_checkpoint,
-        "generation": "guided" if config.guided_problem_tokens > 0 else "free",
+        "generation": config.generation,
         "candidates": len(records),
         "parse_ok": ok,
         "parse_rate": round(ok / len(records), 6) if records else 0.0,
