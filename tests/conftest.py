@@ -24,6 +24,9 @@ if _WORKER:
     _scratch.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("SCODER_CACHE_DIR", str(_scratch / "cache"))
     os.environ.setdefault("MLFLOW_TRACKING_URI", f"sqlite:///{_scratch / 'mlruns.db'}")
+    # converted GGUF models: one folder for the run's workers (a lock lets one convert), not ~/.cache
+    _run = os.environ.get("PYTEST_XDIST_TESTRUNUID", "run")
+    os.environ.setdefault("SCODER_MODEL_CACHE", str(Path(tempfile.gettempdir()) / f"scoder-tests-{_run}-models"))
 
 
 def shared_data_dir() -> Path:

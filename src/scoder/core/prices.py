@@ -116,10 +116,10 @@ def token_counter() -> tuple[Callable[[str], int], str]:
     try:
         from transformers import AutoTokenizer
 
-        from scoder.models.gguf import loadable
+        from scoder.models.gguf import readable
         from scoder.models.registry import resolve
 
-        path, kwargs = loadable(resolve("smollm2"))
+        path, kwargs = readable(resolve("smollm2"))  # the same tokenizer either way
         tokenizer = AutoTokenizer.from_pretrained(path, **kwargs)
         return (lambda text: len(tokenizer.encode(text, add_special_tokens=False))), "SmolLM2 tokenizer (stand-in)"
     except Exception as exc:  # noqa: BLE001 - the estimate still works, with a cruder count it names

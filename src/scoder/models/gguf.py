@@ -2,7 +2,7 @@
 
 transformers reads a GGUF file by parsing its metadata (the 49K-token vocabulary of SmolLM2
 among it) in Python and de-quantizing every tensor, once for the config, once for the
-tokenizer and once for the model: about 20 s on a 2-core machine, paid again by every stage
+tokenizer and once for the model: 24.5 s on a 2-core machine, paid again by every stage
 and every checkpoint that loads the model. The same weights written as fp32 safetensors load in
 well under a second, so the first load converts the file and every later one reads the folder.
 
@@ -11,9 +11,11 @@ config without its quantization entry, the tokenizer with its chat template, the
 config), so outputs are the same either way (tests/models/test_gguf.py compares them).
 
 Location: $SCODER_MODEL_CACHE, else $XDG_CACHE_HOME/scoder/models, else ~/.cache/scoder/models;
-one folder per GGUF file content (sha256) and transformers version (the conversion is
-transformers' own), shared by every clone on the machine. Concurrent first loads wait on a lock
-and the folder appears whole (written beside it, then renamed).
+one folder per GGUF file content (sha256), transformers and gguf versions (they do the
+de-quantizing) and version of this conversion, shared by the user's clones. Concurrent first
+loads wait on a lock; the folder appears whole (written beside it, then renamed) and its marker
+records the file sizes, which every use checks. Where the cache cannot be written, the GGUF file
+is loaded directly, as before, with a warning.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from scoder.models.registry import ResolvedModel
 log = logging.getLogger(__name__)
 
 COMPLETE = "scoder-converted.json"  # written last: a folder without it is not used
+CONVERSION_VERSION = 1  # bump when convert() changes what it writes
 
 
 def model_cache_dir() -> Path:
@@ -52,11 +55,23 @@ def _sha256(path: str, size: int, mtime_ns: int) -> str:
 
 def converted_folder(gguf: Path) -> Path:
     """Where the conversion of `gguf` lives (whether or not it exists yet)."""
+    from importlib.metadata import version
+
     import transformers
 
     stat = gguf.stat()
     digest = _sha256(str(gguf), stat.st_size, stat.st_mtime_ns)
-    return model_cache_dir() / f"{gguf.stem}-{digest[:16]}-transformers-{transformers.__version__}"
+    return model_cache_dir() / (f"{gguf.stem}-{digest[:16]}-v{CONVERSION_VERSION}-transformers-{transformers.__version__}"
+                                f"-gguf-{version('gguf')}")
+
+
+def _complete(folder: Path) -> bool:
+    """The folder was written whole: its marker exists and every file has the recorded size."""
+    try:
+        sizes = json.loads((folder / COMPLETE).read_text(encoding="utf-8"))["files"]
+        return all((folder / name).stat().st_size == size for name, size in sizes.items())
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return False
 
 
 def convert(gguf: Path, folder: Path) -> None:
@@ -76,11 +91,17 @@ def convert(gguf: Path, folder: Path) -> None:
     plain.generation_config = loaded.generation_config
     partial = folder.with_name(f"{folder.name}.partial-{os.getpid()}")
     shutil.rmtree(partial, ignore_errors=True)
-    plain.save_pretrained(partial, safe_serialization=True)
-    tokenizer.save_pretrained(partial)
-    stat = gguf.stat()
-    (partial / COMPLETE).write_text(json.dumps({"source": str(gguf), "bytes": stat.st_size}, indent=2) + "\n")
-    os.replace(partial, folder)
+    try:
+        plain.save_pretrained(partial, safe_serialization=True)
+        tokenizer.save_pretrained(partial)
+        files = {p.name: p.stat().st_size for p in sorted(partial.iterdir()) if p.is_file()}
+        stat = gguf.stat()
+        marker = {"source": str(gguf), "bytes": stat.st_size, "conversion": CONVERSION_VERSION, "files": files}
+        (partial / COMPLETE).write_text(json.dumps(marker, indent=2) + "\n", encoding="utf-8")
+        os.replace(partial, folder)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)  # a full disk leaves no 540 MB behind
+        raise
 
 
 def loadable(resolved: ResolvedModel) -> tuple[str, dict]:
@@ -90,13 +111,30 @@ def loadable(resolved: ResolvedModel) -> tuple[str, dict]:
         return resolved.path, {}
     gguf = Path(resolved.path) / resolved.gguf_file
     folder = converted_folder(gguf)
-    if (folder / COMPLETE).is_file():
+    if _complete(folder):
         return str(folder), {}
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    with open(folder.parent / f"{folder.name}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # another process may be converting the same file
-        if not (folder / COMPLETE).is_file():
-            log.info("converting %s to a plain fp32 transformers folder once: %s", gguf.name, folder)
-            shutil.rmtree(folder, ignore_errors=True)  # a folder without its marker is unfinished
-            convert(gguf, folder)
+    try:
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        with open(folder.parent / f"{folder.name}.lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # another process may be converting the same file
+            if not _complete(folder):
+                for stale in folder.parent.glob(f"{folder.name}.partial-*"):  # left by a crash
+                    shutil.rmtree(stale, ignore_errors=True)
+                log.info("converting %s to a plain fp32 transformers folder once: %s", gguf.name, folder)
+                shutil.rmtree(folder, ignore_errors=True)  # unfinished or damaged
+                convert(gguf, folder)
+    except OSError as exc:  # a read-only or full cache: read the GGUF file itself, slowly
+        log.warning("cannot write the converted model to %s (%s); loading %s directly", folder.parent, exc, gguf.name)
+        return resolved.path, {"gguf_file": resolved.gguf_file}
     return str(folder), {}
+
+
+def readable(resolved: ResolvedModel) -> tuple[str, dict]:
+    """As `loadable`, but never converts: the converted folder when it exists, else the GGUF
+    file itself (for a tokenizer alone, not worth a 540 MB conversion)."""
+    if resolved.gguf_file:
+        folder = converted_folder(Path(resolved.path) / resolved.gguf_file)
+        if _complete(folder):
+            return str(folder), {}
+        return resolved.path, {"gguf_file": resolved.gguf_file}
+    return resolved.path, {}
