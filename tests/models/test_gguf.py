@@ -117,3 +117,14 @@ def test_an_unfinished_folder_is_converted_again_and_concurrent_first_loads_conv
 def test_models_that_are_not_gguf_load_as_they_are(tmp_path):
     plain = gguf.ResolvedModel("x", str(tmp_path))
     assert gguf.loadable(plain) == (str(tmp_path), {})
+
+
+def test_training_without_a_writable_cache_gets_the_plain_model_rebuilt_from_the_file(tmp_path, monkeypatch):
+    from scoder.training.sft import load_trainable_model
+
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the cache folder should be")
+    monkeypatch.setenv("SCODER_MODEL_CACHE", str(blocker / "models"))
+    model, tokenizer = load_trainable_model("smollm2")
+    assert not hasattr(model.config, "quantization_config") and tokenizer.pad_token is not None
+    assert all(p.dtype == torch.float32 for p in model.parameters())

@@ -74,9 +74,9 @@ def _complete(folder: Path) -> bool:
         return False
 
 
-def convert(gguf: Path, folder: Path) -> None:
-    """Write the plain fp32 model, tokenizer and generation config that transformers builds
-    from `gguf` into `folder` (atomically: a sibling folder, then a rename)."""
+def plain_model(gguf: Path):
+    """(model, tokenizer) that transformers builds from `gguf`, the model rebuilt as a plain fp32
+    one (no quantization entry in its config), as training needs it."""
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
@@ -89,6 +89,13 @@ def convert(gguf: Path, folder: Path) -> None:
     plain = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
     plain.load_state_dict(loaded.state_dict())
     plain.generation_config = loaded.generation_config
+    return plain, tokenizer
+
+
+def convert(gguf: Path, folder: Path) -> None:
+    """Write the plain fp32 model, tokenizer and generation config that transformers builds
+    from `gguf` into `folder` (atomically: a sibling folder, then a rename)."""
+    plain, tokenizer = plain_model(gguf)
     partial = folder.with_name(f"{folder.name}.partial-{os.getpid()}")
     shutil.rmtree(partial, ignore_errors=True)
     try:
@@ -107,12 +114,11 @@ def convert(gguf: Path, folder: Path) -> None:
 def loadable(resolved: ResolvedModel) -> tuple[str, dict]:
     """(path, from_pretrained keyword arguments) for a resolved model: a GGUF file's converted
     folder (converted on first use), anything else as it is."""
-    if not resolved.gguf_file:
-        return resolved.path, {}
+    path, kwargs = readable(resolved)
+    if not kwargs:  # not GGUF, or already converted
+        return path, kwargs
     gguf = Path(resolved.path) / resolved.gguf_file
     folder = converted_folder(gguf)
-    if _complete(folder):
-        return str(folder), {}
     try:
         folder.parent.mkdir(parents=True, exist_ok=True)
         with open(folder.parent / f"{folder.name}.lock", "a") as lock:

@@ -68,13 +68,17 @@ def load_trainable_model(reference: str):
     plain folder, scoder.models.gguf)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from scoder.models.gguf import loadable
+    from scoder.models.gguf import loadable, plain_model
 
     path, kwargs = loadable(resolve(reference))
-    tokenizer = AutoTokenizer.from_pretrained(path, **kwargs)
+    if kwargs.get("gguf_file"):  # the converted folder could not be written: rebuild from the file
+        model, tokenizer = plain_model(Path(path) / kwargs["gguf_file"])
+    else:
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+        tokenizer = AutoTokenizer.from_pretrained(path)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    return AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, **kwargs), tokenizer
+    return model, tokenizer
 
 
 def checkpoint_steps(total_steps: int, count: int) -> list[int]:
