@@ -74,6 +74,11 @@ class LLMConfig:
     adapter: str | None = None  # PEFT/LoRA adapter folder (transformers, vllm)
     batch_size: int = 8  # prompts per forward batch (transformers)
     threads: int = 0  # torch threads; 0 keeps torch's default
+    # transformers: "generate" (model.generate on fixed batches, the default and reference) or
+    # "continuous" (shared-prefix reuse, finished rows replaced at once: scoder.models.llm.decoding;
+    # opt-in: its greedy text drifts from generate's after 36-250 tokens on the scoring prompt,
+    # docs/performance.md; sampled outputs differ by design, per-row generators)
+    decoder: str = "generate"
     # weights' dtype (transformers, vllm): fp32 | bf16 | auto (bf16 where the device has it natively);
     # see scoder.models.precision. The backend's `precision` attribute says what it resolved to.
     precision: str = "fp32"

@@ -13,6 +13,7 @@ from scoder.models.gguf import loadable
 from scoder.models.precision import resolve_precision, torch_dtype
 from scoder.models.registry import resolve
 from scoder.models.llm.base import Completion, LLMConfig, Messages, SamplingParams, cut_at_stop, is_prefilled
+from scoder.models.llm.decoding import Decoder, PrefixCache, Request
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +55,14 @@ class TransformersLLM:
         }
         if self.precision != "fp32":  # fp32 was the only precision before: its cache keys stay as they were
             self.identity["precision"] = self.precision
+        if config.decoder not in ("continuous", "generate"):
+            raise ValueError(f"LLMConfig.decoder must be 'continuous' or 'generate', not {config.decoder!r}")
+        if config.decoder == "continuous":
+            # its samples come from per-row generators, so they differ from model.generate's
+            self.identity["decoder"] = "continuous-1"
+        # key/values of shared prompt prefixes, valid until the weights change (activate_adapter)
+        self.prefix_cache = PrefixCache()
+        self.decode_stats = None
 
     def activate_adapter(self, folder: str, name: str, keep_others: bool = False) -> None:
         """Make the LoRA adapter in `folder` the active one, loading it under `name` on first
@@ -67,6 +76,7 @@ class TransformersLLM:
         elif name not in self.model.peft_config:
             self.model.load_adapter(folder, adapter_name=name, autocast_adapter_dtype=False)
         self.model.set_adapter(name)
+        self.prefix_cache.clear()
         if not keep_others:
             for other in [n for n in self.model.peft_config if n != name]:
                 self.model.delete_adapter(other)
@@ -154,24 +164,88 @@ class TransformersLLM:
 
     @torch.inference_mode()
     def generate(self, prompts: Sequence[Messages], params: SamplingParams) -> list[Completion]:
-        results: list[Completion] = []
         size = max(1, self.config.batch_size)
-        for start in range(0, len(prompts), size):
-            chunk = list(prompts[start : start + size])
-            # batches have fixed boundaries and seeds, so a resumed run regenerates a missing
-            # batch exactly as an uninterrupted run would have
-            key = cache_key(self.identity, chunk, dataclasses.asdict(params), start)
+        # batches have fixed boundaries and seeds, so a resumed run regenerates a missing
+        # batch exactly as an uninterrupted run would have
+        chunks = [(start, list(prompts[start : start + size])) for start in range(0, len(prompts), size)]
+        keys = [cache_key(self.identity, chunk, dataclasses.asdict(params), start) for start, chunk in chunks]
+        done: dict[int, list[Completion]] = {}
+        for index, key in enumerate(keys):
             if self.cache is not None and (hit := self.cache.get(key)) is not None:
-                results.extend(Completion(**{**c, "cached": True}) for c in hit)
-                continue
-            batch_results = self._generate_batch(chunk, params, seed=params.seed + start)
-            self.usage["calls"] += len(chunk)
-            self.usage["prompt_tokens"] += sum(c.prompt_tokens for c in batch_results)
-            self.usage["completion_tokens"] += sum(sum(c.completion_tokens) for c in batch_results)
-            if self.cache is not None:
-                self.cache.put(key, [dataclasses.asdict(c) for c in batch_results])
-            results.extend(batch_results)
-        return results
+                done[index] = [Completion(**{**c, "cached": True}) for c in hit]
+        missing = [i for i in range(len(chunks)) if i not in done]
+        if missing and self.config.decoder == "generate":
+            for index in missing:
+                start, chunk = chunks[index]
+                done[index] = self._store(keys[index], self._generate_batch(chunk, params, seed=params.seed + start))
+        elif missing:
+            done.update(self._generate_continuous([chunks[i] for i in missing], [keys[i] for i in missing], missing, params))
+        return [c for index in range(len(chunks)) for c in done[index]]
+
+    def _store(self, key: str, completions: list[Completion]) -> list[Completion]:
+        self.usage["calls"] += len(completions)
+        self.usage["prompt_tokens"] += sum(c.prompt_tokens for c in completions)
+        self.usage["completion_tokens"] += sum(sum(c.completion_tokens) for c in completions)
+        if self.cache is not None:
+            self.cache.put(key, [dataclasses.asdict(c) for c in completions])
+        return completions
+
+    def _generate_continuous(self, chunks: list[tuple[int, list[Messages]]], keys: list[str], indices: list[int],
+                             params: SamplingParams) -> dict[int, list[Completion]]:
+        """Every missing batch through one continuous-batching decoder (scoder.models.llm.decoding):
+        at most batch_size * n rows in flight, a batch stored in the response cache as soon as
+        all its prompts have ended."""
+        requests: list[Request] = []
+        owners: list[tuple[int, int]] = []  # (chunk position, prompt position in the chunk)
+        for position, (start, chunk) in enumerate(chunks):
+            encoded = self.tokenizer([self.chat_text(m) for m in chunk], truncation=True,
+                                     max_length=self.config.max_input_tokens, add_special_tokens=False)["input_ids"]
+            for offset, ids in enumerate(encoded):
+                # a prompt's samples are seeded by its place in the whole call, as batches are
+                requests.append(Request(ids=list(ids), n=params.n, seed=params.seed + start + offset))
+                owners.append((position, offset))
+        pending = [len(chunk) for _, chunk in chunks]
+        answers: list[list[Completion | None]] = [[None] * len(chunk) for _, chunk in chunks]
+        done: dict[int, list[Completion]] = {}
+
+        def finished(request_index: int, rows) -> None:
+            position, offset = owners[request_index]
+            answers[position][offset] = self._completion(requests[request_index], rows, params.stop)
+            pending[position] -= 1
+            if pending[position] == 0:
+                done[indices[position]] = self._store(keys[position], answers[position])  # type: ignore[arg-type]
+
+        decoder = Decoder(self.model, self.tokenizer.eos_token_id, self.tokenizer.pad_token_id,
+                          max_rows=max(1, self.config.batch_size) * params.n, prefix_cache=self.prefix_cache,
+                          stop_check=self._stop_check(params.stop))
+        sampling = params.temperature > 0
+        decoder.run(requests, params.max_tokens, temperature=params.temperature if sampling else 0.0,
+                    top_p=params.top_p, on_done=finished)
+        self.decode_stats = decoder.stats
+        return done
+
+    def _stop_check(self, stop: Sequence[str]):
+        """Whether a row's text contains a stop string, looking at its last tokens only (a
+        token holds at least one byte of text)."""
+        stop = [s for s in stop if s]
+        if not stop:
+            return None
+        window = 4 * max(len(s.encode()) for s in stop) + 4
+
+        def check(tokens: list[int]) -> bool:
+            tail = self.tokenizer.decode(tokens[-window:], skip_special_tokens=True)
+            return any(s in tail for s in stop)
+
+        return check
+
+    def _completion(self, request: Request, rows, stop: Sequence[str]) -> Completion:
+        texts, counts, reasons = [], [], []
+        for row in rows:
+            text, _ = cut_at_stop(self.tokenizer.decode(row.tokens, skip_special_tokens=True), stop)
+            texts.append(text)
+            counts.append(len(row.tokens))
+            reasons.append(row.reason)
+        return Completion(texts=texts, prompt_tokens=len(request.ids), completion_tokens=counts, finish_reasons=reasons)
 
     def _generate_batch(self, chunk: list[Messages], params: SamplingParams, seed: int) -> list[Completion]:
         eos = self.tokenizer.eos_token_id

@@ -1,0 +1,128 @@
+"""The continuous-batching decoder against model.generate (the reference path)."""
+
+import pytest
+import torch
+from transformers import LlamaConfig, LlamaForCausalLM
+
+from scoder.core.cache import ResponseCache
+from scoder.models.llm import LLMConfig, SamplingParams, load_llm
+from scoder.models.llm.decoding import Decoder, PrefixCache, Request, common_prefix_length
+
+EOS, PAD = 2, 2
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+                         num_key_value_heads=2, max_position_embeddings=256, bos_token_id=1, eos_token_id=EOS,
+                         pad_token_id=PAD, tie_word_embeddings=True)
+    model = LlamaForCausalLM(config).eval()
+    # make the end-of-sequence token likely after some tokens so rows end at different steps
+    with torch.no_grad():
+        model.lm_head.weight[EOS] *= 0.0
+        model.model.embed_tokens.weight[EOS] += 0.5
+    return model
+
+
+def reference(model, prompts, max_new_tokens):
+    """model.generate one prompt at a time: tokens up to and including the first EOS."""
+    out = []
+    for ids in prompts:
+        with torch.inference_mode():
+            row = model.generate(torch.tensor([ids]), attention_mask=torch.ones(1, len(ids), dtype=torch.long),
+                                 max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=PAD, eos_token_id=EOS)[0, len(ids):]
+        tokens = row.tolist()
+        out.append(tokens[: tokens.index(EOS) + 1] if EOS in tokens else tokens)
+    return out
+
+
+def prompts_with_shared_prefix(count, prefix_len=40, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    prefix = torch.randint(3, 64, (prefix_len,), generator=g).tolist()
+    return [prefix + torch.randint(3, 64, (int(torch.randint(1, 30, (1,), generator=g)),), generator=g).tolist()
+            for _ in range(count)]
+
+
+@pytest.mark.parametrize("max_rows", [1, 3, 8])
+def test_greedy_equals_generate_one_by_one(tiny, max_rows):
+    prompts = prompts_with_shared_prefix(7)
+    expected = reference(tiny, prompts, 20)
+    decoder = Decoder(tiny, EOS, PAD, max_rows=max_rows, min_prefix_tokens=8)
+    with torch.inference_mode():
+        rows = decoder.run([Request(ids=p, n=1, seed=0) for p in prompts], 20)
+    assert [r[0].tokens for r in rows] == expected
+    assert [r[0].reason for r in rows] == ["stop" if t[-1] == EOS else "length" for t in expected]
+    # the shared prefix was computed once, not once per prompt
+    assert decoder.stats.prefill_tokens == sum(len(p) for p in prompts) - 6 * common_prefix_length(prompts)
+
+
+def test_rows_end_at_different_steps_and_are_replaced(tiny):
+    prompts = prompts_with_shared_prefix(9, seed=3)
+    expected = reference(tiny, prompts, 30)
+    assert len({len(t) for t in expected}) > 1, "the fixture must make rows end at different lengths"
+    decoder = Decoder(tiny, EOS, PAD, max_rows=3)
+    with torch.inference_mode():
+        rows = decoder.run([Request(ids=p, n=1, seed=0) for p in prompts], 30)
+    assert [r[0].tokens for r in rows] == expected
+    assert decoder.stats.admissions > 3  # waiting prompts joined while others were decoding
+
+
+def test_prefix_is_reused_across_calls_and_cleared_with_the_weights(tiny):
+    cache = PrefixCache()
+    first, second = prompts_with_shared_prefix(4, seed=5), prompts_with_shared_prefix(4, seed=5)[:2]
+    decoder = Decoder(tiny, EOS, PAD, max_rows=4, prefix_cache=cache, min_prefix_tokens=8)
+    with torch.inference_mode():
+        decoder.run([Request(ids=p, n=1, seed=0) for p in first], 5)
+        before = decoder.stats.prefill_tokens
+        rows = decoder.run([Request(ids=p, n=1, seed=0) for p in second], 5)
+    assert decoder.stats.prefill_tokens - before == sum(len(p) for p in second) - 2 * common_prefix_length(first)
+    assert [r[0].tokens for r in rows] == reference(tiny, second, 5)
+    cache.clear()
+    assert cache.longest_shared(second) is None
+
+
+def test_n_samples_share_one_prefill_and_are_seeded_per_row(tiny):
+    prompts = prompts_with_shared_prefix(3, seed=7)
+    with torch.inference_mode():
+        greedy = Decoder(tiny, EOS, PAD, max_rows=6).run([Request(ids=p, n=2, seed=i) for i, p in enumerate(prompts)], 10)
+        assert all(r[0].tokens == r[1].tokens for r in greedy)
+        decoder = Decoder(tiny, EOS, PAD, max_rows=6)
+        sampled = decoder.run([Request(ids=p, n=2, seed=i) for i, p in enumerate(prompts)], 10, temperature=1.5, top_p=0.9)
+        # n=2 prefilled once per prompt, the shared prefix once in all
+        assert decoder.stats.prefill_tokens == sum(len(p) for p in prompts) - 2 * common_prefix_length(prompts)
+        # a row's sample does not depend on the rows it shared the batch with
+        alone = Decoder(tiny, EOS, PAD, max_rows=1).run([Request(ids=prompts[2], n=2, seed=2)], 10, temperature=1.5, top_p=0.9)
+    assert [r.tokens for r in alone[0]] == [r.tokens for r in sampled[2]]
+    assert any(r[0].tokens != r[1].tokens for r in sampled)
+
+
+def test_stop_check_and_zero_tokens(tiny):
+    prompts = prompts_with_shared_prefix(2, seed=9)
+    expected = reference(tiny, prompts, 12)
+    with torch.inference_mode():
+        rows = Decoder(tiny, EOS, PAD, max_rows=2, stop_check=lambda tokens: len(tokens) >= 3).run(
+            [Request(ids=p, n=1, seed=0) for p in prompts], 12)
+        empty = Decoder(tiny, EOS, PAD, max_rows=2).run([Request(ids=p, n=1, seed=0) for p in prompts], 0)
+    assert [r[0].tokens for r in rows] == [t[:3] for t in expected]
+    assert all(r[0].reason == "stop" for r in rows if len(r[0].tokens) == 3)
+    assert [r[0].tokens for r in empty] == [[], []] and all(r[0].reason == "length" for r in empty)
+
+
+def test_backend_continuous_equals_generate_with_the_shipped_model(tmp_path):
+    prompts = [[{"role": "user", "content": f"Write a Python function that returns {i} plus a number."}] for i in range(5)]
+    params = SamplingParams(max_tokens=12, stop=["\n\n"])
+    out = {}
+    for decoder in ("generate", "continuous"):
+        llm = load_llm(LLMConfig(model="smollm2", batch_size=2, decoder=decoder), ResponseCache(tmp_path / f"{decoder}.sqlite"))
+        out[decoder] = llm.generate(prompts, params)
+        again = llm.generate(prompts, params)
+        assert all(c.cached for c in again) and [c.texts for c in again] == [c.texts for c in out[decoder]]
+    assert [c.texts for c in out["continuous"]] == [c.texts for c in out["generate"]]
+    assert [c.prompt_tokens for c in out["continuous"]] == [c.prompt_tokens for c in out["generate"]]
+    assert [c.finish_reasons for c in out["continuous"]] == [c.finish_reasons for c in out["generate"]]
+
+
+def test_unknown_decoder_is_refused():
+    with pytest.raises(ValueError, match="decoder must be"):
+        load_llm(LLMConfig(model="smollm2", decoder="fast"), None)
