@@ -43,8 +43,15 @@ def sample_candidates(synthesizer: dict, snippets: Sequence[dict], config: Sampl
     per_checkpoint: dict[str, dict] = {}
     usage = {"calls": 0, "prompt_tokens": 0, "completion_tokens": 0}
     per_checkpoint_precision: list[str] = []
+    method = synthesizer.get("method", "lora")
+    llm = None
     for index, adapter in plan:
-        llm = load_llm(finetuned_engine(config.engine, synthesizer["base_model"], synthesizer.get("method", "lora"), adapter))
+        if llm is not None and method == "lora" and adapter is not None and hasattr(llm, "activate_adapter"):
+            # one engine for the M checkpoints: only the adapter changes (vLLM: a new LoRARequest)
+            llm.activate_adapter(adapter, f"checkpoint-{index}")
+        else:
+            llm = load_llm(finetuned_engine(config.engine, synthesizer["base_model"], method, adapter))
+        before = dict(getattr(llm, "usage", {}))
         distill_config = replace(config, sampling=replace(config.sampling, n=n, seed=config.sampling.seed + 1000 * index))
         name = f"round{round_key}/checkpoint-{index}"
         rows, metrics = synthesize_samples(llm, snippets, distill_config, name, desc=f"sample round {round_key} ckpt {index}")
@@ -53,9 +60,10 @@ def sample_candidates(synthesizer: dict, snippets: Sequence[dict], config: Sampl
         records.extend(rows)
         per_checkpoint[str(index)] = {k: metrics[k] for k in ("samples", "parse_ok", "parse_rate", "reasons", "code_compiles", "tokens_out", "cached_samples")}
         for k in usage:
-            usage[k] += getattr(llm, "usage", {}).get(k, 0)
+            usage[k] += getattr(llm, "usage", {}).get(k, 0) - before.get(k, 0)
         per_checkpoint_precision.append(metrics["precision"])
-        del llm
+        if method != "lora":
+            llm = None  # a full fine-tune's checkpoint is a model of its own: free this one first
     ok = sum(r["parse_ok"] for r in records)
     metrics = {
         "precision": per_checkpoint_precision[0] if len(set(per_checkpoint_precision)) == 1 else per_checkpoint_precision,

@@ -6,6 +6,7 @@ import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, Sequence
 
+from scoder.distributed.runtime import RayConfig
 from scoder.models.precision import check_precision
 
 if TYPE_CHECKING:
@@ -26,6 +27,14 @@ def cut_at_stop(text: str, stop: Sequence[str]) -> tuple[str, bool]:
     whether one was found."""
     cuts = [i for i in (text.find(s) for s in stop if s) if i >= 0]
     return (text[: min(cuts)], True) if cuts else (text, False)
+
+
+def plan_batches(prompts: Sequence[Messages], batch_size: int) -> list[tuple[int, list[Messages]]]:
+    """The fixed batches (start index, prompts) a local backend generates a call's prompts in.
+    A batch's cache key and sampling seed follow from its start, so any process (this one, a
+    resumed run, a Ray worker) computes a batch the same way."""
+    size = max(1, batch_size)
+    return [(start, list(prompts[start : start + size])) for start in range(0, len(prompts), size)]
 
 
 @dataclass
@@ -111,6 +120,9 @@ class LLMConfig:
     tensor_parallel_size: int = 1
     gpu_memory_utilization: float = 0.9
     max_lora_rank: int = 64
+    # local backends (transformers, vllm) on Ray: `workers` actors, each holding one engine,
+    # share a call's fixed batches; outputs equal an in-process run's (scoder.distributed.llm)
+    ray: RayConfig = field(default_factory=RayConfig)
 
     def __post_init__(self):
         check_precision(self.precision, "LLMConfig.precision")
@@ -154,6 +166,13 @@ def load_llm(config: LLMConfig, cache: "ResponseCache | None" = None) -> LLM:
         cache = None
     elif cache is None:
         cache = ResponseCache()
+    if config.ray.enabled:
+        if config.backend not in ("transformers", "vllm"):
+            raise ValueError(f"ray.workers applies to the local backends (transformers, vllm), not '{config.backend}' "
+                             "(remote endpoints have their own concurrency: max_concurrency)")
+        from scoder.distributed.llm import RayLLM
+
+        return RayLLM(config, cache)
     if config.backend == "transformers":
         from scoder.models.llm.transformers_backend import TransformersLLM
 

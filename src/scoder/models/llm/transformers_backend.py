@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 
@@ -12,7 +12,8 @@ from scoder.core.cache import ResponseCache, cache_key, folder_digest
 from scoder.models.gguf import loadable
 from scoder.models.precision import resolve_precision, torch_dtype
 from scoder.models.registry import resolve
-from scoder.models.llm.base import Completion, LLMConfig, Messages, SamplingParams, cut_at_stop, is_prefilled
+from scoder.models.llm.base import (Completion, LLMConfig, Messages, SamplingParams, cut_at_stop, is_prefilled,
+                                    plan_batches)
 from scoder.models.llm.decoding import Decoder, PrefixCache, Request
 
 log = logging.getLogger(__name__)
@@ -137,7 +138,7 @@ class TransformersLLM:
             choice_ids.append(ids[0])
         rows: list[list[list[float]]] = []
         for messages in prompts:
-            key = cache_key(self.identity, "fill_choices", list(messages), list(parts), list(choices))
+            key = self.fill_choices_key(messages, parts, choices)
             if self.cache is not None and (hit := self.cache.get(key)) is not None:
                 rows.append(hit)
                 continue
@@ -162,25 +163,44 @@ class TransformersLLM:
             rows.append(slots)
         return rows
 
+    def batch_key(self, start: int, chunk: list[Messages], params: SamplingParams) -> str:
+        """The response-cache key of the fixed batch of `chunk`'s prompts starting at `start`."""
+        return cache_key(self.identity, chunk, dataclasses.asdict(params), start)
+
+    def fill_choices_key(self, messages: Messages, parts: Sequence[str], choices: Sequence[str]) -> str:
+        return cache_key(self.identity, "fill_choices", list(messages), list(parts), list(choices))
+
     @torch.inference_mode()
     def generate(self, prompts: Sequence[Messages], params: SamplingParams) -> list[Completion]:
-        size = max(1, self.config.batch_size)
         # batches have fixed boundaries and seeds, so a resumed run regenerates a missing
-        # batch exactly as an uninterrupted run would have
-        chunks = [(start, list(prompts[start : start + size])) for start in range(0, len(prompts), size)]
-        keys = [cache_key(self.identity, chunk, dataclasses.asdict(params), start) for start, chunk in chunks]
+        # batch exactly as an uninterrupted run would have (and a Ray worker as this process)
+        chunks = plan_batches(prompts, self.config.batch_size)
+        keys = [self.batch_key(start, chunk, params) for start, chunk in chunks]
         done: dict[int, list[Completion]] = {}
         for index, key in enumerate(keys):
             if self.cache is not None and (hit := self.cache.get(key)) is not None:
                 done[index] = [Completion(**{**c, "cached": True}) for c in hit]
         missing = [i for i in range(len(chunks)) if i not in done]
-        if missing and self.config.decoder == "generate":
-            for index in missing:
-                start, chunk = chunks[index]
-                done[index] = self._store(keys[index], self._generate_batch(chunk, params, seed=params.seed + start))
-        elif missing:
-            done.update(self._generate_continuous([chunks[i] for i in missing], [keys[i] for i in missing], missing, params))
+
+        def finished(position: int, completions: list[Completion]) -> None:
+            index = missing[position]
+            done[index] = self._store(keys[index], completions)
+
+        self.compute_batches([chunks[i] for i in missing], params, finished)
         return [c for index in range(len(chunks)) for c in done[index]]
+
+    @torch.inference_mode()
+    def compute_batches(self, chunks: list[tuple[int, list[Messages]]], params: SamplingParams,
+                        on_batch: Callable[[int, list[Completion]], None]) -> None:
+        """Generate the given fixed batches (start, prompts), calling `on_batch(position,
+        completions)` as each one ends; no cache, no usage counting (the caller's job)."""
+        if not chunks:
+            return
+        if self.config.decoder == "generate":
+            for position, (start, chunk) in enumerate(chunks):
+                on_batch(position, self._generate_batch(chunk, params, seed=params.seed + start))
+        else:
+            self._generate_continuous(chunks, params, on_batch)
 
     def _store(self, key: str, completions: list[Completion]) -> list[Completion]:
         self.usage["calls"] += len(completions)
@@ -190,11 +210,11 @@ class TransformersLLM:
             self.cache.put(key, [dataclasses.asdict(c) for c in completions])
         return completions
 
-    def _generate_continuous(self, chunks: list[tuple[int, list[Messages]]], keys: list[str], indices: list[int],
-                             params: SamplingParams) -> dict[int, list[Completion]]:
-        """Every missing batch through one continuous-batching decoder (scoder.models.llm.decoding):
-        at most batch_size * n rows in flight, a batch stored in the response cache as soon as
-        all its prompts have ended."""
+    def _generate_continuous(self, chunks: list[tuple[int, list[Messages]]], params: SamplingParams,
+                             on_batch: Callable[[int, list[Completion]], None]) -> None:
+        """Every given batch through one continuous-batching decoder (scoder.models.llm.decoding):
+        at most batch_size * n rows in flight, a batch handed on as soon as all its prompts
+        have ended."""
         requests: list[Request] = []
         owners: list[tuple[int, int]] = []  # (chunk position, prompt position in the chunk)
         for position, (start, chunk) in enumerate(chunks):
@@ -206,14 +226,13 @@ class TransformersLLM:
                 owners.append((position, offset))
         pending = [len(chunk) for _, chunk in chunks]
         answers: list[list[Completion | None]] = [[None] * len(chunk) for _, chunk in chunks]
-        done: dict[int, list[Completion]] = {}
 
         def finished(request_index: int, rows) -> None:
             position, offset = owners[request_index]
             answers[position][offset] = self._completion(requests[request_index], rows, params.stop)
             pending[position] -= 1
             if pending[position] == 0:
-                done[indices[position]] = self._store(keys[position], answers[position])  # type: ignore[arg-type]
+                on_batch(position, answers[position])  # type: ignore[arg-type]
 
         decoder = Decoder(self.model, self.tokenizer.eos_token_id, self.tokenizer.pad_token_id,
                           max_rows=max(1, self.config.batch_size) * params.n, prefix_cache=self.prefix_cache,
@@ -222,7 +241,6 @@ class TransformersLLM:
         decoder.run(requests, params.max_tokens, temperature=params.temperature if sampling else 0.0,
                     top_p=params.top_p, on_done=finished)
         self.decode_stats = decoder.stats
-        return done
 
     def _stop_check(self, stop: Sequence[str]):
         """Whether a row's text contains a stop string, looking at its last tokens only (a

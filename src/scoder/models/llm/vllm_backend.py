@@ -1,19 +1,23 @@
 """vLLM offline engine (GPU; `pip install .[gpu]`). Imported only when selected.
 
-LoRA adapters (a synthesizer checkpoint) are served through `LoRARequest`; `n` samples per
-prompt come from one request. Not exercised by this repository's CI (no GPU there).
+LoRA adapters (a synthesizer checkpoint) are served through `LoRARequest`: one engine serves
+the M checkpoints of a synthesizer, `activate_adapter` switching between them (the engine is
+started with LoRA enabled when `adapter` is set; vLLM keeps up to `max_loras` adapters
+resident). `n` samples per prompt come from one request. A call is cut into the same fixed
+batches as the transformers backend's (`batch_size` prompts; give vLLM a large one), each
+cached on its own and seeded from its start, so a Ray worker computes a batch as this process
+would. Not exercised by this repository's CI (no GPU there).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 from typing import Sequence
 
 from scoder.core.cache import ResponseCache, cache_key, folder_digest
 from scoder.models.precision import resolve_precision
 from scoder.models.registry import resolve
-from scoder.models.llm.base import Completion, LLMConfig, Messages, SamplingParams, is_prefilled
+from scoder.models.llm.base import Completion, LLMConfig, Messages, SamplingParams, is_prefilled, plan_batches
 
 
 class VLLMBackend:
@@ -24,6 +28,7 @@ class VLLMBackend:
             raise ImportError("backend 'vllm' needs the gpu extra: pip install -e '.[gpu]' (CUDA only)") from exc
         self.config = config
         self.cache = cache
+        self.usage = {"calls": 0, "prompt_tokens": 0, "completion_tokens": 0}  # tokens computed here
         resolved = resolve(config.model)
         if resolved.gguf_file:
             raise ValueError(f"vllm backend: give a hub name or a folder, not the GGUF model '{config.model}'")
@@ -38,18 +43,36 @@ class VLLMBackend:
             seed=0,
         )
         self.lora = None
-        if config.adapter:
-            from vllm.lora.request import LoRARequest
-
-            adapter_id = int(hashlib.sha256(config.adapter.encode()).hexdigest()[:6], 16) + 1
-            self.lora = LoRARequest(config.adapter, adapter_id, config.adapter)
         # the adapter's content, not its folder name: rounds retrain under the same name
         self.identity = {
             "backend": "vllm",
             "model": resolved.path,
-            "adapter_sha256": folder_digest(config.adapter) if config.adapter else None,
+            "adapter_sha256": None,
             "precision": self.precision,
         }
+        if config.adapter:
+            self.activate_adapter(config.adapter, config.adapter)
+
+    def activate_adapter(self, folder: str, name: str, keep_others: bool = False) -> None:
+        """Serve the LoRA adapter in `folder` from now on (the engine stays; vLLM loads the
+        adapter on its first request). `keep_others` is accepted for the interface: vLLM
+        evicts adapters itself, least recently used first."""
+        if not self.config.adapter:
+            raise ValueError("vllm backend: start the engine with an adapter (LLMConfig.adapter) to enable LoRA "
+                             "before switching adapters")
+        from vllm.lora.request import LoRARequest
+
+        digest = folder_digest(folder)
+        # the id names the adapter's content: a retrained checkpoint under the same folder is new
+        adapter_id = int(digest[:7], 16) + 1
+        self.lora = LoRARequest(name, adapter_id, str(folder))
+        self.identity["adapter_sha256"] = digest
+
+    def batch_key(self, start: int, chunk: list[Messages], params: SamplingParams) -> str:
+        return cache_key(self.identity, chunk, dataclasses.asdict(params), start)
+
+    def fill_choices_key(self, messages: Messages, parts, choices) -> str:
+        return cache_key(self.identity, "fill_choices", list(messages), list(parts), list(choices))
 
     def _sampling(self, params: SamplingParams, **extra):
         from vllm import SamplingParams as VSamplingParams
@@ -60,9 +83,29 @@ class VLLMBackend:
         )
 
     def generate(self, prompts: Sequence[Messages], params: SamplingParams) -> list[Completion]:
-        key = cache_key(self.identity, [list(p) for p in prompts], dataclasses.asdict(params))
-        if self.cache is not None and (hit := self.cache.get(key)) is not None:
-            return [Completion(**{**c, "cached": True}) for c in hit]
+        chunks = plan_batches(prompts, self.config.batch_size)
+        keys = [self.batch_key(start, chunk, params) for start, chunk in chunks]
+        done: dict[int, list[Completion]] = {}
+        for index, key in enumerate(keys):
+            if self.cache is not None and (hit := self.cache.get(key)) is not None:
+                done[index] = [Completion(**{**c, "cached": True}) for c in hit]
+        missing = [i for i in range(len(chunks)) if i not in done]
+
+        def finished(position: int, completions: list[Completion]) -> None:
+            index = missing[position]
+            if self.cache is not None:
+                self.cache.put(keys[index], [dataclasses.asdict(c) for c in completions])
+            done[index] = completions
+
+        self.compute_batches([chunks[i] for i in missing], params, finished)
+        return [c for index in range(len(chunks)) for c in done[index]]
+
+    def compute_batches(self, chunks, params: SamplingParams, on_batch) -> None:
+        """Each fixed batch (start, prompts) as one engine call, seeded from its start."""
+        for position, (start, chunk) in enumerate(chunks):
+            on_batch(position, self._generate_batch(chunk, dataclasses.replace(params, seed=params.seed + start)))
+
+    def _generate_batch(self, prompts: list[Messages], params: SamplingParams) -> list[Completion]:
         prefilled = [is_prefilled(p) for p in prompts]
         if any(prefilled) and not all(prefilled):
             raise ValueError("vllm backend: a batch must be all prefilled (ending in an assistant message) or none")
@@ -78,8 +121,9 @@ class VLLMBackend:
             )
             for out in outputs
         ]
-        if self.cache is not None:
-            self.cache.put(key, [dataclasses.asdict(c) for c in results])
+        self.usage["calls"] += len(results)
+        self.usage["prompt_tokens"] += sum(c.prompt_tokens for c in results)
+        self.usage["completion_tokens"] += sum(sum(c.completion_tokens) for c in results)
         return results
 
     def next_token_logprobs(self, prompts: Sequence[Messages], tokens: Sequence[str]) -> list[list[float]]:

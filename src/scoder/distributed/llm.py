@@ -1,0 +1,232 @@
+"""A local backend's work on Ray actors: `RayLLM` has the LLM interface of the backend it
+wraps (transformers or vllm) and hands a call's fixed batches to `ray.workers` actors, each
+holding one engine.
+
+Why the outputs equal an in-process run's, bit for bit: a call is cut into the same fixed
+batches (`plan_batches`), a batch's sampling seed follows from its start index, and each batch
+is computed whole by one engine with the same weights and thread count, so where it runs does
+not matter. Results are put back in batch order.
+
+The response cache stays with the driver (the stage process): it looks batches up before
+anything is sent and stores each batch the moment it comes back, under the in-process key, so
+Ray and in-process runs share cached work, and a rerun after a crash or a kill computes only
+the batches that are missing. A worker that dies is restarted by Ray (`ray.max_restarts`) and
+its batch retried; the adapter it had is part of every task, so a restarted worker loads it
+again before it computes.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections import deque
+from dataclasses import replace
+from typing import Any, Sequence
+
+from scoder.core.cache import ResponseCache
+from scoder.distributed.runtime import RayConfig, connect
+from scoder.models.llm.base import Completion, LLMConfig, Messages, SamplingParams, plan_batches
+
+log = logging.getLogger(__name__)
+
+IN_FLIGHT_PER_WORKER = 2  # one batch computing, one queued: a worker never waits for the driver
+
+
+class LLMWorker:
+    """The Ray actor: one engine, no cache of its own (the driver's cache is the only one)."""
+
+    def __init__(self, config: LLMConfig, threads: int):
+        import torch
+
+        torch.set_num_threads(threads)
+        from scoder.models.llm.base import load_llm
+
+        self.llm = load_llm(replace(config, ray=RayConfig(), use_cache=False))
+        self.adapter: tuple[str, str, bool] | None = None
+
+    def _use(self, adapter: tuple[str, str, bool] | None) -> None:
+        if adapter is not None and adapter != self.adapter:
+            folder, name, keep_others = adapter
+            self.llm.activate_adapter(folder, name, keep_others=keep_others)
+        self.adapter = adapter
+
+    def describe(self, adapter=None) -> dict:
+        self._use(adapter)
+        import torch
+
+        return {"identity": dict(self.llm.identity), "precision": getattr(self.llm, "precision", None),
+                "pid": os.getpid(), "threads": torch.get_num_threads()}
+
+    def generate_batches(self, chunks, params: SamplingParams, adapter=None) -> tuple[list[list[Completion]], dict]:
+        self._use(adapter)
+        results: list[Any] = [None] * len(chunks)
+
+        def finished(position: int, completions: list[Completion]) -> None:
+            results[position] = completions
+
+        self.llm.compute_batches(chunks, params, finished)
+        return results, getattr(self.llm, "decode_stats", None) and vars(self.llm.decode_stats)
+
+    def _counted(self, method: str, *args) -> tuple[Any, dict]:
+        """A call and the tokens it computed (the driver keeps the stage's usage)."""
+        before = dict(self.llm.usage)
+        result = getattr(self.llm, method)(*args)
+        return result, {k: self.llm.usage[k] - before.get(k, 0) for k in self.llm.usage}
+
+    def next_token_logprobs(self, prompts, tokens, adapter=None) -> tuple[list[list[float]], dict]:
+        self._use(adapter)
+        return self._counted("next_token_logprobs", prompts, tokens)
+
+    def fill_choices(self, prompts, parts, choices, adapter=None) -> tuple[list[list[list[float]]], dict]:
+        self._use(adapter)
+        return self._counted("fill_choices", prompts, parts, choices)
+
+
+class RayLLM:
+    def __init__(self, config: LLMConfig, cache: ResponseCache | None = None):
+        self.config = config
+        self.cache = cache
+        self.usage = {"calls": 0, "prompt_tokens": 0, "completion_tokens": 0}
+        self.decode_stats = None
+        settings = config.ray
+        self.ray = ray = connect(settings)
+        worker = ray.remote(LLMWorker).options(
+            num_cpus=settings.num_cpus, num_gpus=settings.num_gpus or None,
+            max_restarts=settings.max_restarts, max_task_retries=settings.max_restarts,
+        )
+        log.info("starting %d Ray worker(s) with %s (%s backend), %g CPU / %g GPU and %d thread(s) each",
+                 settings.workers, config.model, config.backend, settings.num_cpus, settings.num_gpus,
+                 settings.actor_threads)
+        self.workers = [worker.remote(config, settings.actor_threads) for _ in range(settings.workers)]
+        self.adapter: tuple[str, str, bool] | None = None
+        self._describe()
+
+    def _describe(self) -> None:
+        """Identity and precision as the engines see them (every worker loads the same model)."""
+        described = self.ray.get([w.describe.remote(self.adapter) for w in self.workers])
+        identities = {repr(sorted(d["identity"].items())) for d in described}
+        if len(identities) != 1:
+            raise RuntimeError(f"the Ray workers loaded different models: {described}")
+        self.identity = described[0]["identity"]
+        self.precision = described[0]["precision"]
+        self.worker_pids = [d["pid"] for d in described]
+
+    def activate_adapter(self, folder: str, name: str, keep_others: bool = False) -> None:
+        self.adapter = (str(folder), name, keep_others)
+        self._describe()  # every worker loads it now; the identity follows the adapter
+
+    # the keys are the wrapped backend's own, so Ray and in-process runs share cached answers
+    def _backend_class(self):
+        if self.config.backend == "vllm":
+            from scoder.models.llm.vllm_backend import VLLMBackend
+
+            return VLLMBackend
+        from scoder.models.llm.transformers_backend import TransformersLLM
+
+        return TransformersLLM
+
+    def batch_key(self, start: int, chunk: list[Messages], params: SamplingParams) -> str:
+        return self._backend_class().batch_key(self, start, chunk, params)  # type: ignore[arg-type]
+
+    def fill_choices_key(self, messages: Messages, parts: Sequence[str], choices: Sequence[str]) -> str:
+        return self._backend_class().fill_choices_key(self, messages, parts, choices)  # type: ignore[arg-type]
+
+    def _map(self, tasks: list[tuple[str, tuple]], on_result) -> None:
+        """Run `tasks` (method name, args) on the workers, at most IN_FLIGHT_PER_WORKER each,
+        calling `on_result(task index, result)` as each ends (in completion order)."""
+        waiting = deque(range(len(tasks)))
+        in_flight: dict[Any, tuple[Any, int]] = {}
+
+        def submit(worker) -> None:
+            if waiting:
+                index = waiting.popleft()
+                method, args = tasks[index]
+                in_flight[getattr(worker, method).remote(*args, self.adapter)] = (worker, index)
+
+        for worker in self.workers:
+            for _ in range(IN_FLIGHT_PER_WORKER):
+                submit(worker)
+        while in_flight:
+            ready, _ = self.ray.wait(list(in_flight), num_returns=1)
+            worker, index = in_flight.pop(ready[0])
+            on_result(index, self.ray.get(ready[0]))
+            submit(worker)
+
+    def generate(self, prompts: Sequence[Messages], params: SamplingParams) -> list[Completion]:
+        chunks = plan_batches(prompts, self.config.batch_size)
+        keys = [self.batch_key(start, chunk, params) for start, chunk in chunks]
+        done: dict[int, list[Completion]] = {}
+        for index, key in enumerate(keys):
+            if self.cache is not None and (hit := self.cache.get(key)) is not None:
+                done[index] = [Completion(**{**c, "cached": True}) for c in hit]
+        missing = [i for i in range(len(chunks)) if i not in done]
+        if missing:
+            log.info("generating %d of %d batches on %d Ray worker(s) (%d cached)", len(missing), len(chunks),
+                     len(self.workers), len(chunks) - len(missing))
+
+        def stored(position: int, result) -> None:
+            (completions,), _ = result
+            index = missing[position]
+            done[index] = self._store(keys[index], completions)
+
+        self._map([("generate_batches", ([chunks[i]], params)) for i in missing], stored)
+        return [c for index in range(len(chunks)) for c in done[index]]
+
+    def _store(self, key: str, completions: list[Completion]) -> list[Completion]:
+        import dataclasses
+
+        self.usage["calls"] += len(completions)
+        self.usage["prompt_tokens"] += sum(c.prompt_tokens for c in completions)
+        self.usage["completion_tokens"] += sum(sum(c.completion_tokens) for c in completions)
+        if self.cache is not None:
+            self.cache.put(key, [dataclasses.asdict(c) for c in completions])
+        return completions
+
+    def _count(self, usage: dict) -> None:
+        for k in self.usage:
+            self.usage[k] += usage.get(k, 0)
+
+    def next_token_logprobs(self, prompts: Sequence[Messages], tokens: Sequence[str]) -> list[list[float]]:
+        chunks = plan_batches(prompts, self.config.batch_size)
+        rows: list[Any] = [None] * len(chunks)
+
+        def kept(index: int, result) -> None:
+            rows[index], usage = result
+            self._count(usage)
+
+        self._map([("next_token_logprobs", (chunk, list(tokens))) for _, chunk in chunks], kept)
+        return [row for chunk_rows in rows for row in chunk_rows]
+
+    def fill_choices(self, prompts: Sequence[Messages], parts: Sequence[str], choices: Sequence[str]) -> list[list[list[float]]]:
+        keys = [self.fill_choices_key(m, parts, choices) for m in prompts]
+        rows: list[Any] = [None] * len(prompts)
+        for i, key in enumerate(keys):
+            if self.cache is not None:
+                rows[i] = self.cache.get(key)
+        missing = [i for i, row in enumerate(rows) if row is None]
+        # the in-process path computes each prompt in a pass of its own: grouping changes no number
+        groups = [missing[start : start + max(1, self.config.batch_size)]
+                  for start in range(0, len(missing), max(1, self.config.batch_size))]
+
+        def stored(group: int, result) -> None:
+            slots_per_prompt, usage = result
+            for i, slots in zip(groups[group], slots_per_prompt):
+                rows[i] = slots
+                if self.cache is not None:
+                    self.cache.put(keys[i], slots)
+            self._count(usage)
+
+        self._map([("fill_choices", ([prompts[i] for i in group], list(parts), list(choices))) for group in groups],
+                  stored)
+        return rows
+
+    def close(self) -> None:
+        for worker in self.workers:
+            self.ray.kill(worker)
+        self.workers = []
+
+    def __del__(self):  # actors end with their handles; say so explicitly for long-lived drivers
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001 - interpreter shutdown: Ray may already be gone
+            pass
