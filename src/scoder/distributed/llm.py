@@ -23,6 +23,8 @@ from collections import deque
 from dataclasses import replace
 from typing import Any, Sequence
 
+from tqdm import tqdm
+
 from scoder.core.cache import ResponseCache
 from scoder.distributed.runtime import RayConfig, connect
 from scoder.models.llm.base import Completion, LLMConfig, Messages, SamplingParams, plan_batches
@@ -99,6 +101,7 @@ class RayLLM:
                  settings.actor_threads)
         self.workers = [worker.remote(config, settings.actor_threads) for _ in range(settings.workers)]
         self.adapter: tuple[str, str, bool] | None = None
+        self._prefetched: dict[str, list[Completion]] = {}  # computed batches their generate call has not taken
         self._describe()
 
     def _describe(self) -> None:
@@ -152,25 +155,64 @@ class RayLLM:
             on_result(index, self.ray.get(ready[0]))
             submit(worker)
 
+    def prefetch(self, calls: Sequence[tuple[Sequence[Messages], SamplingParams]]) -> None:
+        """Before a stage's loop over small calls (distill, sample and score call `generate`
+        chunk by chunk): compute every missing batch of all of them at once, spread over the
+        workers; the loop's `generate` calls then find them stored."""
+        jobs = []
+        for prompts, params in calls:
+            for start, chunk in plan_batches(prompts, self.config.batch_size):
+                jobs.append((self.batch_key(start, chunk, params), start, chunk, params))
+        self._compute(jobs)
+
     def generate(self, prompts: Sequence[Messages], params: SamplingParams) -> list[Completion]:
-        chunks = plan_batches(prompts, self.config.batch_size)
-        keys = [self.batch_key(start, chunk, params) for start, chunk in chunks]
-        done: dict[int, list[Completion]] = {}
-        for index, key in enumerate(keys):
-            if self.cache is not None and (hit := self.cache.get(key)) is not None:
-                done[index] = [Completion(**{**c, "cached": True}) for c in hit]
-        missing = [i for i in range(len(chunks)) if i not in done]
-        if missing:
-            log.info("generating %d of %d batches on %d Ray worker(s) (%d cached)", len(missing), len(chunks),
-                     len(self.workers), len(chunks) - len(missing))
+        jobs = [(self.batch_key(start, chunk, params), start, chunk, params)
+                for start, chunk in plan_batches(prompts, self.config.batch_size)]
+        self._compute(jobs)
+        results = []
+        for job in jobs:
+            key = job[0]
+            batch = self._prefetched.pop(key, None)  # computed by this process: not a cache hit
+            if batch is None:
+                hit = self.cache.get(key) if self.cache is not None else None
+                if hit is None:  # taken by an identical earlier call, and there is no cache
+                    self._compute([job])
+                    batch = self._prefetched.pop(key)
+                else:
+                    batch = [Completion(**{**c, "cached": True}) for c in hit]
+            results.extend(batch)
+        return results
 
-        def stored(position: int, result) -> None:
+    def _compute(self, jobs: list[tuple[str, int, list[Messages], SamplingParams]]) -> dict[str, list[Completion]]:
+        """The batches among `jobs` (key, start, prompts, params) that are neither cached nor
+        prefetched, computed on the workers; each stored the moment it arrives."""
+        missing, seen = [], set()
+        for job in jobs:
+            key = job[0]
+            if key in seen or key in self._prefetched or (self.cache is not None and self.cache.get(key) is not None):
+                continue
+            seen.add(key)
+            missing.append(job)
+        computed: dict[str, list[Completion]] = {}
+        if not missing:
+            return computed
+        log.info("generating %d of %d batches on %d Ray worker(s) (the rest cached)", len(missing), len(jobs),
+                 len(self.workers))
+
+        progress = tqdm(total=len(missing), desc=f"generate on {len(self.workers)} Ray workers", unit="batch",
+                        mininterval=2)
+
+        def stored(index: int, result) -> None:
             (completions,), _ = result
-            index = missing[position]
-            done[index] = self._store(keys[index], completions)
+            progress.update(1)
+            key = missing[index][0]
+            # kept until its generate call takes it: the call reports it as computed, not cached,
+            # as an in-process run would
+            self._prefetched[key] = computed[key] = self._store(key, completions)
 
-        self._map([("generate_batches", ([chunks[i]], params)) for i in missing], stored)
-        return [c for index in range(len(chunks)) for c in done[index]]
+        with progress:
+            self._map([("generate_batches", ([(start, chunk)], params)) for _, start, chunk, params in missing], stored)
+        return computed
 
     def _store(self, key: str, completions: list[Completion]) -> list[Completion]:
         import dataclasses
