@@ -1,6 +1,7 @@
 """DVC stage `dp_features`: plain projected LoRA gradients of the teacher's samples D_p under
 the reference model, and the target direction (the mean of the normalized features).
-`--shard i/n` computes every n-th shard only; `--shard auto` takes i/n from the launcher."""
+`--shard i/n` computes every n-th shard only; `--shard auto` takes i/n from the launcher (the
+runner adds it when it starts the stage under `influence.launcher`)."""
 
 from scoder.core.stage import Input, Option, Output, Stage, run_stage
 
@@ -16,7 +17,9 @@ STAGE = Stage(
         Output("target", "data/influence/target.npy"),
     ),
     metrics="metrics/influence/dp.json",
-    options=(Option("shard", "0/1", "i/n, or auto: this process's rank and world size from the launcher"),),
+    options=(Option("shard", "0/1", "i/n, or auto: this process's rank and world size from the launcher",
+                    launched="auto"),),
+    launcher="influence.launcher",
 )
 
 

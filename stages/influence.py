@@ -17,7 +17,9 @@ STAGE = Stage(
         Output("out_dir", "data/rounds/${key}/features", folder=True, persist=True, help="feature shards (resumable)"),
         Output("scores", "data/rounds/${key}/influence.jsonl"),
     ),
-    options=(Option("shard", "0/1", "i/n, or auto: this process's rank and world size from the launcher"),),
+    options=(Option("shard", "0/1", "i/n, or auto: this process's rank and world size from the launcher",
+                    launched="auto"),),
+    launcher="influence.launcher",
 )
 
 

@@ -9,6 +9,7 @@ STAGE = Stage(
     config="scoder.bootstrap.synthesizer:SynthesizerTrainConfig",
     inputs=(Input("data", "data/distill/samples.jsonl"),),
     outputs=(Output("out_dir", "data/reference", folder=True),),
+    launcher="reference.launcher",
 )
 
 

@@ -9,6 +9,7 @@ STAGE = Stage(
     config="scoder.bootstrap.code_model:ScoderTrainConfig",
     inputs=(Input("data", "data/synthesize/dataset.jsonl", help="the synthesized dataset (phase 2)"),),
     outputs=(Output("out_dir", "data/scoder", folder=True),),
+    launcher="scoder_train.launcher",
 )
 
 

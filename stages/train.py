@@ -16,6 +16,7 @@ STAGE = Stage(
               help="the synthesizer to continue (a train@K folder), or data/synthesizer/base: a new adapter"),
     ),
     outputs=(Output("out_dir", "data/synthesizer/${key}", folder=True),),
+    launcher="train.launcher",
 )
 
 

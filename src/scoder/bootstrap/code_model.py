@@ -36,6 +36,9 @@ class ScoderTrainConfig:
     train: TrainConfig = field(default_factory=lambda: TrainConfig(max_length=1024, warmup_ratio=0.05, num_checkpoints=1))
     phase1: PhaseConfig = field(default_factory=lambda: PhaseConfig(epochs=2.0, learning_rate=5e-5))
     phase2: PhaseConfig = field(default_factory=lambda: PhaseConfig(epochs=3.0, learning_rate=1e-5))
+    # "" = this process; else a command prefix the stage runner re-executes the stage under,
+    # e.g. "accelerate launch --config_file configs/accelerate/ddp.yaml" (batch_size is per process)
+    launcher: str = ""
 
     def phase_train_config(self, phase: PhaseConfig, model: str) -> TrainConfig:
         return replace(self.train, model=model, learning_rate=phase.learning_rate, epochs=phase.epochs, num_checkpoints=1)

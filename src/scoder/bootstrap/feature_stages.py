@@ -5,7 +5,7 @@ projected LoRA gradients under the reference model, computed by one or several p
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -14,6 +14,7 @@ from scoder.bootstrap.influence import (
     target_direction,
 )
 from scoder.bootstrap.manifest import read_synthesizer
+from scoder.distributed.runtime import RayConfig
 from scoder.bootstrap.synthesizer import synthesis_examples
 
 log = logging.getLogger(__name__)
@@ -22,9 +23,15 @@ log = logging.getLogger(__name__)
 @dataclass
 class InfluenceConfig(FeatureConfig):
     """The `influence` params section: the feature settings plus how many D_p samples build
-    the target direction."""
+    the target direction and how the two feature stages' processes are started."""
 
     max_dp: int = 0  # 0 = all
+    # "" = this process; else a command prefix the stage runner re-executes dp_features and
+    # influence@R under with `--shard auto`, e.g. "torchrun --nproc_per_node 8" (the merged
+    # features are the same bit for bit, so the shards' fingerprint leaves it out)
+    launcher: str = ""
+    # workers > 0: the shards on Ray tasks instead (scoder.distributed.features); the same bit for bit
+    ray: RayConfig = field(default_factory=RayConfig)
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -53,13 +60,20 @@ def _features(ctx, examples: list[dict], skipped: dict, adam_aware: bool):
     config = ctx.config
     shard, state = process_shard(ctx.options["shard"])
     reference = read_synthesizer(ctx.path("reference"))
-    model, tokenizer, adam = load_reference(reference["checkpoints"][-1], reference["base_model"])
-    if adam_aware and adam is None:
-        raise SystemExit(f"{ctx.path('reference')}: the reference checkpoint has no Adam state")
-    if state is not None:
-        model = model.to(state.device)
-    counts = compute_features(model, tokenizer, examples, config, ctx.path("out_dir"), adam=adam if adam_aware else None,
-                              shard=shard)
+    if config.ray.enabled and state is None and shard == (0, 1):
+        from scoder.distributed.features import compute_features_on_ray
+
+        # the shards as a launch's processes would compute them, on Ray tasks; this process merges
+        counts = compute_features_on_ray(config.ray, reference["checkpoints"][-1], reference["base_model"], examples,
+                                         config, ctx.path("out_dir"), adam_aware)
+    else:
+        model, tokenizer, adam = load_reference(reference["checkpoints"][-1], reference["base_model"])
+        if adam_aware and adam is None:
+            raise SystemExit(f"{ctx.path('reference')}: the reference checkpoint has no Adam state")
+        if state is not None:
+            model = model.to(state.device)
+        counts = compute_features(model, tokenizer, examples, config, ctx.path("out_dir"),
+                                  adam=adam if adam_aware else None, shard=shard)
     if state is not None:
         state.wait_for_everyone()  # every process's shards exist before the main one merges
     if not features_complete(ctx.path("out_dir"), len(examples), config):

@@ -301,6 +301,10 @@ def features_fingerprint(model, examples: Sequence[dict], config: FeatureConfig,
     from dataclasses import asdict
 
     settings = asdict(config)
+    # how the processes were started changes no shard (each is fixed batches): a run under a
+    # launcher or on Ray resumes the shards of a one-process run and the other way round
+    settings.pop("launcher", None)
+    settings.pop("ray", None)
     device = next(model.parameters()).device
     settings["precision"] = resolve_precision(settings["precision"], device.type)
     code = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()

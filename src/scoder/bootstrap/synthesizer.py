@@ -15,12 +15,16 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class SynthesizerTrainConfig(TrainConfig):
-    """The `train` params section: SFT settings plus which synthesis samples to learn from."""
+    """The `train` and `reference` params sections: SFT settings plus which synthesis samples
+    to learn from and how the stage's processes are started."""
 
     # false: samples whose answer did not parse are learned as the raw answer (the tiny
     # profile's stand-in teacher never keeps the format); true: parsed pairs only (paper)
     require_parse_ok: bool = True
     max_examples: int = 0  # 0 = all
+    # "" = this process; else a command prefix the stage runner re-executes the stage under,
+    # e.g. "torchrun --nproc_per_node 8" (batch_size is per process: the global batch grows)
+    launcher: str = ""
 
 
 def synthesis_examples(records: list[dict], require_parse_ok: bool, max_examples: int = 0) -> tuple[list[dict], dict]:

@@ -13,6 +13,12 @@ view of params (reading an undeclared key is an error, and so is declaring a key
 never reads), one MLflow run logging exactly the declared params, atomic folder outputs,
 the metrics JSON and its MLflow artifact, and orphan-run cleanup (in `core.tracking`).
 
+A stage that names a launcher param (`Stage(..., launcher="train.launcher")`) is re-executed
+by the runner under that command prefix (`torchrun --nproc_per_node 8`, `accelerate launch
+...`) when the param is set, so `dvc exp run -S train.launcher=...` moves it to several
+processes without editing dvc.yaml; the launched processes run the stage as a by-hand launch
+would, and the process DVC started only waits for them.
+
 Nothing here imports torch, numpy or the library at module level: a stage script's top level
 is only its declaration, so importing it (to generate dvc.yaml) is cheap and sets nothing.
 """
@@ -26,6 +32,7 @@ import importlib
 import logging
 import os
 import re
+import shlex
 import shutil
 import sys
 from dataclasses import dataclass, field
@@ -35,6 +42,11 @@ from typing import Any, Callable, Iterator
 log = logging.getLogger("scoder.stage")
 
 TEMPLATE = re.compile(r"\$\{([^}]+)\}")
+
+# set by the runner for the processes it starts under a stage's launcher: they run the stage
+# themselves instead of launching again (RANK alone would not do: a launcher such as
+# `numactl ...` sets none, and a one-process `accelerate launch` need not either)
+LAUNCHED = "SCODER_LAUNCHED"
 
 
 @dataclass(frozen=True)
@@ -68,6 +80,9 @@ class Option:
     name: str
     default: str
     help: str = ""
+    # the value a run under the stage's launcher gets when the command line gives none
+    # (`--shard auto`: each launched process takes its share from the launcher's rank)
+    launched: str | None = None
 
 
 @dataclass(frozen=True)
@@ -89,6 +104,9 @@ class Stage:
     foreach: str | None = None  # params key unrolled with DVC foreach (${key}, ${item.*} in paths)
     paper: str = ""  # which package's method it runs (README table; default: the config's)
     in_pipeline: bool = True  # False: optional stage, run by hand (not in dvc.yaml)
+    # dotted params key holding a command prefix the runner re-executes the stage under
+    # (torchrun / accelerate launch; "" in params = this process); inside the declared params
+    launcher: str | None = None
     script: str = ""  # set by `load_stages`: stages/<file>.py
 
     def __post_init__(self):
@@ -100,6 +118,11 @@ class Stage:
         if not self.paper:
             parts = (self.config or "").split(":")[0].split(".")
             object.__setattr__(self, "paper", parts[1] if len(parts) > 2 else "core")
+        if self.launcher and not any(self.launcher == key or self.launcher.startswith(key + ".")
+                                     for key in self.declared_params()):
+            # DVC must rerun the stage when its launcher changes, and the guarded params must let it be read
+            raise ValueError(f"stage '{self.name}': launcher param '{self.launcher}' is not among its declared "
+                             f"params ({', '.join(self.declared_params()) or 'none'})")
 
     def declared_params(self) -> tuple[str, ...]:
         return ((self.section,) if self.section else ()) + tuple(self.params)
@@ -251,7 +274,10 @@ def parser_for(stage: Stage) -> argparse.ArgumentParser:
         templated = bool(TEMPLATE.search(stage.metrics))
         parser.add_argument("--metrics", required=templated, default=None if templated else stage.metrics)
     for option in stage.options:
-        parser.add_argument(option_name(option.name), default=option.default, help=option.help)
+        # no default here: the runner fills it in, and tells a given option from an absent one
+        # (an absent one gets its `launched` value under a launcher)
+        parser.add_argument(option_name(option.name), default=argparse.SUPPRESS,
+                            help=f"{option.help} (default: {option.default})")
     return parser
 
 
@@ -310,10 +336,97 @@ def _folder_outputs(stage: Stage, paths: dict[str, Path], wait_s: float = 600.0)
         partial.rename(paths[name])
 
 
+def stage_launcher(stage: Stage, params: dict[str, Any], key: str | None, name: str) -> tuple[str, list[str]] | None:
+    """(the launcher param, its command prefix) when this process is to re-execute the stage
+    under it; None to run the stage here: no launcher declared or set, or this process was
+    itself started by a launcher (the runner's marker, or RANK from one started by hand)."""
+    if not stage.launcher:
+        return None
+    dotted = _fill(stage.launcher, key)
+    value = lookup(params, dotted) if _has(params, dotted) else ""  # absent: the config's default, ""
+    if not isinstance(value, str):
+        raise SystemExit(f"stage '{name}': params '{dotted}' must be a command prefix (a string), got {value!r}")
+    try:
+        prefix = shlex.split(value)
+    except ValueError as exc:
+        raise SystemExit(f"stage '{name}': params '{dotted}' is not a command line ({value!r}): {exc}") from None
+    if not prefix:
+        return None
+    if os.environ.get(LAUNCHED):
+        return None
+    if "RANK" in os.environ:
+        log.info("stage '%s': already under a distributed launcher (RANK=%s); params '%s' is not applied again",
+                 name, os.environ["RANK"], dotted)
+        return None
+    return dotted, prefix
+
+
+def _terminate_with_parent() -> Callable[[], None] | None:
+    """A `preexec_fn` that has the kernel SIGTERM the launcher when the stage process dies (a
+    SIGKILLed `dvc repro` must not leave a launcher writing into the stage's outputs while a
+    rerun starts); None off Linux. ctypes is loaded here, before the fork: the function itself
+    runs between fork and exec, where importing is unsafe."""
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+    import signal
+
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    PR_SET_PDEATHSIG = 1
+
+    def set_parent_death_signal() -> None:
+        prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM))
+
+    return set_parent_death_signal
+
+
+def run_under_launcher(stage: Stage, name: str, dotted: str, prefix: list[str], arguments: list[str],
+                       given: set[str], environment: dict[str, str]) -> None:
+    """Re-execute this stage script with the same arguments under the launcher `prefix` (read
+    from params `dotted`), wait for it, and exit with its return code. The launched processes
+    get `environment` (this process's, before its thread settings, so each sets its own) plus
+    the marker that keeps them from launching again."""
+    import signal
+    import subprocess
+
+    script = sys.argv[0] if sys.argv else ""
+    if not script.endswith(".py") or not os.path.isfile(script):
+        raise SystemExit(f"stage '{name}': params '{dotted}' asks for a launcher, but this process was not started "
+                         f"as a stage script ({script!r}), so there is nothing to re-execute")
+    extra = [item for option in stage.options if option.launched is not None and option.name not in given
+             for item in (option_name(option.name), option.launched)]
+    program = prefix[0]
+    # a launcher installed beside this interpreter (the venv's torchrun) also serves a stage run
+    # as `.venv/bin/python stages/x.py` without the venv on PATH
+    on_path = shutil.which(program)
+    beside = None if on_path or os.sep in program else shutil.which(program, path=os.path.dirname(sys.executable))
+    command = [beside or program, *prefix[1:], script, *arguments, *extra]
+    if not (on_path or beside):
+        raise SystemExit(f"stage '{name}': launcher '{program}' (params '{dotted}') was not found on PATH or beside "
+                         f"{sys.executable}; command: {shlex.join(command)}")
+    log.info("stage '%s': running under the launcher in params '%s': %s", name, dotted, shlex.join(command))
+    log.info("stage '%s': this process waits; the launched main process writes the outputs and the MLflow run", name)
+    try:
+        child = subprocess.Popen(command, env={**environment, LAUNCHED: name},
+                                 preexec_fn=_terminate_with_parent())
+    except OSError as exc:
+        raise SystemExit(f"stage '{name}': launcher '{program}' (params '{dotted}') could not be started ({exc}); "
+                         f"command: {shlex.join(command)}") from None
+    # a SIGTERM for the stage (a scheduler, `kill`) goes on to the launcher, which stops its
+    # processes; a terminal's SIGINT already reached it (same process group): wait for it to stop
+    signal.signal(signal.SIGTERM, lambda signum, frame: child.send_signal(signum))
+    signal.signal(signal.SIGINT, lambda signum, frame: None)
+    code = child.wait()
+    log.info("stage '%s': the launched run exited with code %d", name, code)
+    raise SystemExit(code if code >= 0 else 128 - code)  # killed by signal N: 128 + N, as a shell reports it
+
+
 def run_stage(stage: Stage, work: Callable[[StageContext], dict | None], argv: list[str] | None = None) -> None:
     """Run one stage: the shared prologue, `work(ctx)`, and the shared epilogue. `work` returns
     the stage's metrics (written to the declared metrics file and logged), or None for a stage
-    without a metrics file."""
+    without a metrics file. Under a set launcher param the stage is re-executed under it
+    instead (`run_under_launcher`) and this process exits with the launched run's code."""
+    environment = dict(os.environ)  # before set_threads: a launched process chooses its own threads
     threads = set_threads()
     # python puts the script's folder (stages/) first on sys.path; a script named like a
     # standard module (select, trace) would shadow it for everything imported later
@@ -321,15 +434,29 @@ def run_stage(stage: Stage, work: Callable[[StageContext], dict | None], argv: l
     if script_dir and sys.path and os.path.abspath(sys.path[0] or ".") == script_dir:
         sys.path.pop(0)
     setup_logging()
-    args = parser_for(stage).parse_args(argv)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    args = parser_for(stage).parse_args(arguments)
     key = getattr(args, "key", None)
     name = f"{stage.name}@{key}" if stage.foreach else stage.name
+    given = {option.name for option in stage.options if hasattr(args, option.name)}
 
-    from .budget import BudgetExceeded
-    from .params import from_dict, load_params
-    from .tracking import stage_run
+    from .params import load_params
 
     params = load_params(args.params)
+    paths = {item.name: Path(getattr(args, item.name)) for item in (*stage.inputs, *stage.outputs)}
+    for item in stage.inputs:
+        if not paths[item.name].exists():
+            raise SystemExit(f"stage '{name}': input '{item.name}' not found: {paths[item.name]}")
+    # before the config is parsed: that imports the stage's library (torch), which the waiting
+    # process does not need
+    launch = stage_launcher(stage, params, key, name)
+    if launch is not None:
+        run_under_launcher(stage, name, *launch, arguments, given, environment)
+
+    from .budget import BudgetExceeded
+    from .params import from_dict
+    from .tracking import stage_run
+
     declared = [_fill(p, key) for p in stage.declared_params()]
     guarded = GuardedParams(name, params, declared)
     config = None
@@ -337,14 +464,13 @@ def run_stage(stage: Stage, work: Callable[[StageContext], dict | None], argv: l
         section = guarded.get(stage.section)
         cls = stage.config_class()
         config = from_dict(cls, section, stage.section) if cls else section
-    paths = {item.name: Path(getattr(args, item.name)) for item in (*stage.inputs, *stage.outputs)}
-    options = {option.name: getattr(args, option.name) for option in stage.options}
-    for item in stage.inputs:
-        if not paths[item.name].exists():
-            raise SystemExit(f"stage '{name}': input '{item.name}' not found: {paths[item.name]}")
+    options = {option.name: getattr(args, option.name) if option.name in given else option.default
+               for option in stage.options}
     metrics_path = Path(args.metrics) if stage.metrics else None
 
     log.info("stage '%s': %d thread(s), params %s", name, threads, ", ".join(declared) or "none")
+    if "WORLD_SIZE" in os.environ:
+        log.info("stage '%s': process %s of %s", name, os.environ.get("RANK", "0"), os.environ["WORLD_SIZE"])
     logged = guarded.values()
     if dataclasses.is_dataclass(config):  # the section as the stage sees it, defaults filled in
         logged[stage.section] = dataclasses.asdict(config)

@@ -33,7 +33,6 @@ other work they yield to it, where an in-process run would not.
 
 from __future__ import annotations
 
-import logging
 from collections import deque
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
@@ -44,12 +43,10 @@ from scoder.bootstrap.pool.config import PoolConfig
 from scoder.bootstrap.pool.decontaminate import BenchmarkIndex
 from scoder.distributed.runtime import RayConfig, connect
 
-log = logging.getLogger(__name__)
-
 FILES_PER_TASK = 64  # ~0.3 s of extraction on one core for stdlib files: Ray's per-task cost is noise
 SNIPPETS_PER_TASK = 512  # ~50 ms of n-gram look-ups
-# batches submitted and not yet consumed, per worker: one computing, the rest ready or queued
-# behind a slower batch earlier in the order, so a worker rarely waits for the driver
+# batches submitted and not yet consumed, per worker: one computing, the others finished and
+# waiting behind a slower batch earlier in the order, so one slow batch does not idle the rest
 WINDOW_PER_WORKER = 4
 
 

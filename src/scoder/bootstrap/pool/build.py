@@ -109,6 +109,8 @@ def process_text(args: tuple[str, str, PoolConfig]) -> FileOutcome:
 
 
 def _outcomes(config: PoolConfig) -> tuple[Iterator[FileOutcome], int | None]:
+    if config.ray.enabled:
+        return _ray_outcomes(config)
     if config.source.startswith("hf:"):
         jobs: Iterable = ((p, t, config) for p, t in iter_hf_files(config))
         worker, total = process_text, (config.max_files or None)
@@ -116,6 +118,7 @@ def _outcomes(config: PoolConfig) -> tuple[Iterator[FileOutcome], int | None]:
         root, files = list_python_files(config)
         jobs = [(str(p), p.relative_to(root).as_posix(), config) for p in files]
         worker, total = process_file, len(files)
+    log.info("pool: extract+filter %s", "in-process" if config.workers <= 1 else f"on {config.workers} processes")
     if config.workers <= 1:
         return map(worker, jobs), total
     executor = ProcessPoolExecutor(max_workers=config.workers)
@@ -126,6 +129,27 @@ def _outcomes(config: PoolConfig) -> tuple[Iterator[FileOutcome], int | None]:
             yield from executor.map(worker, jobs, chunksize=16)
 
     return run(), total
+
+
+def _ray_outcomes(config: PoolConfig) -> tuple[Iterator[FileOutcome], int | None]:
+    """The same outcomes in the same order, computed on Ray tasks (scoder.distributed.pool)."""
+    from scoder.distributed import pool as ray_pool  # imports Ray: only when asked for
+
+    log.info("pool: extract+filter on Ray, %d worker(s)", config.ray.workers)
+    if config.source.startswith("hf:"):
+        return ray_pool.text_outcomes(iter_hf_files(config), config), (config.max_files or None)
+    root, files = list_python_files(config)
+    jobs = [(str(p), p.relative_to(root).as_posix()) for p in files]
+    return ray_pool.file_outcomes(jobs, config), len(files)
+
+
+def _snippet_hits(snippets: list[dict], index, config: PoolConfig) -> Iterator[dict[str, list[str]]]:
+    """`index.hits` of each snippet's code, in snippet order: on Ray tasks or in process."""
+    if config.ray.enabled:
+        from scoder.distributed.pool import snippet_hits
+
+        return snippet_hits(snippets, index, config.ray)
+    return map(index.hits, (snippet["code"] for snippet in snippets))
 
 
 @dataclass
@@ -192,8 +216,7 @@ def build_pool(config: PoolConfig, quality_scorer=None, evaluated: Sequence[str]
 
     step = time.perf_counter()
     clean, contaminated_ids = [], set()
-    for snippet in snippets:
-        hits = index.hits(snippet["code"])
+    for snippet, hits in zip(snippets, _snippet_hits(snippets, index, config)):
         if hits:
             index.count(hits)
             ids = sorted({task for tasks in hits.values() for task in tasks})

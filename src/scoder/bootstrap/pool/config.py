@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from scoder.distributed.runtime import RayConfig
+
 DEFAULT_BANNED_IMPORTS = [
     "os", "sys", "subprocess", "shutil", "socket", "ctypes", "multiprocessing", "threading",
     "signal", "pty", "tty", "termios", "fcntl", "resource", "pathlib", "tempfile", "glob",
@@ -149,3 +151,6 @@ class PoolConfig:
     dedup: MinHashDedupConfig = field(default_factory=MinHashDedupConfig)
     decontaminate: DecontamConfig = field(default_factory=DecontamConfig)
     quality: QualityConfig = field(default_factory=QualityConfig)
+    # ray.workers > 0: the per-file map and the decontamination check run as Ray tasks
+    # (scoder.distributed.pool; `workers` above is then unused); same outputs as in-process
+    ray: RayConfig = field(default_factory=RayConfig)
