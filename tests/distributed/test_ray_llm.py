@@ -181,3 +181,8 @@ def test_a_driver_killed_mid_stage_leaves_finished_batches_and_the_rerun_compute
 def test_remote_backends_are_refused_on_ray():
     with pytest.raises(ValueError, match="local backends"):
         load_llm(LLMConfig(backend="openai", ray=RayConfig(workers=2)))
+
+
+def test_the_private_local_cluster_is_bound_to_loopback():
+    assert ray.get_runtime_context().gcs_address.startswith("127.0.0.1:")
+    assert {node["NodeManagerAddress"] for node in ray.nodes()} == {"127.0.0.1"}

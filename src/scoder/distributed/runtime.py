@@ -49,12 +49,24 @@ def import_ray():
     return ray
 
 
+# Ray replaces a loopback node address with the machine's reachable IP unless it believes it
+# runs without clusters (its Windows/macOS mode); a private local Ray needs no outside address
+LOOPBACK_ONLY_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+
+
 def connect(config: RayConfig):
-    """The `ray` module, connected: to the named cluster, or to a local one started here."""
+    """The `ray` module, connected: to the named cluster, or to a local one started here and
+    bound to 127.0.0.1."""
+    address = config.address or os.environ.get(ADDRESS_ENV, "")
+    if not address:
+        os.environ[LOOPBACK_ONLY_ENV] = "0"  # read when ray is first imported (just below)
     ray = import_ray()
     if ray.is_initialized():
         return ray
-    address = config.address or os.environ.get(ADDRESS_ENV, "")
+    if not address:
+        from ray._private import ray_constants
+
+        ray_constants.ENABLE_RAY_CLUSTER = False  # in case ray was imported before this call
     common = {"include_dashboard": False, "logging_level": logging.WARNING, "log_to_driver": True,
               "configure_logging": False}
     if address:
@@ -67,4 +79,5 @@ def connect(config: RayConfig):
         log.info("starting a local Ray on 127.0.0.1 (%d CPU slots)", cpus)
         ray.init(num_cpus=cpus, num_gpus=0 if not config.num_gpus else None, _node_ip_address="127.0.0.1",
                  **common)
+        log.info("local Ray at %s", ray.get_runtime_context().gcs_address)
     return ray
