@@ -186,3 +186,13 @@ def test_remote_backends_are_refused_on_ray():
 def test_the_private_local_cluster_is_bound_to_loopback():
     assert ray.get_runtime_context().gcs_address.startswith("127.0.0.1:")
     assert {node["NodeManagerAddress"] for node in ray.nodes()} == {"127.0.0.1"}
+
+
+def test_canonical_solution_nll_on_two_workers_equals_one_process():
+    from scoder.evaluation.benchmarks import solution_nll
+
+    problems = [{"prompt": f"def times_{i}(x):\n    \"\"\"Return x times {i}.\"\"\"\n", "canonical_solution": f"    return x * {i}\n"}
+                for i in range(5)]
+    local = solution_nll(load_llm(replace(ENGINE, use_cache=False)), problems, batch_size=2)
+    distributed = solution_nll(load_llm(replace(ENGINE, use_cache=False, ray=ON_RAY)), problems, batch_size=2)
+    assert distributed == local and all(v > 0 for v in local)

@@ -71,9 +71,17 @@ def _expected(probabilities: Sequence[float]) -> float:
 
 
 def forced_aspects(llm: LLM, prompts: list, reasons: Sequence[str], expected: bool) -> list[dict]:
+    # one call per distinct reason (all prompts at once when there is none), so a backend that
+    # spreads prompts over workers gets them together; each prompt is still computed alone
+    by_reason: dict[str, list[int]] = {}
+    for index, reason in enumerate(reasons):
+        by_reason.setdefault(reason, []).append(index)
+    filled: list = [None] * len(prompts)
+    for reason, members in by_reason.items():
+        for index, slots in zip(members, llm.fill_choices([prompts[i] for i in members], template_parts(reason), DIGITS)):
+            filled[index] = slots
     rows = []
-    for messages, reason in zip(prompts, reasons):
-        slots = llm.fill_choices([messages], template_parts(reason), DIGITS)[0]
+    for slots in filled:
         values = {a: (_expected(p) if expected else float(int(np.argmax(p)))) for a, p in zip(SCORING_ASPECTS, slots)}
         rows.append({"aspects": {a: round(v, 6) for a, v in values.items()},
                      "digit_probabilities": {a: p for a, p in zip(SCORING_ASPECTS, slots)}})

@@ -9,6 +9,7 @@ a task that dies is retried (`ray.max_restarts`) without redoing the shards alre
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import Sequence
 
@@ -18,16 +19,20 @@ log = logging.getLogger(__name__)
 
 
 def _feature_shards(checkpoint: str, base_model: str, examples: Sequence[dict], config, out_dir: str,
-                    adam_aware: bool, shard: tuple[int, int], threads: int) -> dict:
+                    adam_aware: bool, shard: tuple[int, int], threads: int, folder: str) -> dict:
+    import os
+
+    import ray
     import torch
 
     from scoder.bootstrap.influence import compute_features, load_reference
 
+    os.chdir(folder)  # relative paths mean what they mean in the stage (a shared filesystem)
     torch.set_num_threads(threads)
     model, tokenizer, adam = load_reference(checkpoint, base_model)
     if adam_aware and adam is None:
         raise ValueError(f"{checkpoint}: the reference checkpoint has no Adam state")
-    if torch.cuda.is_available():  # a task given a GPU (ray.num_gpus) computes there
+    if ray.get_gpu_ids():  # only a task given a GPU (ray.num_gpus) computes on one, as a launched process would
         model = model.to("cuda")
     return compute_features(model, tokenizer, examples, config, out_dir, adam=adam if adam_aware else None, shard=shard)
 
@@ -43,7 +48,7 @@ def compute_features_on_ray(settings: RayConfig, checkpoint: str | Path, base_mo
     count = settings.workers
     log.info("gradient features on %d Ray task(s), %g CPU / %g GPU each", count, settings.num_cpus, settings.num_gpus)
     results = ray.get([task.remote(str(checkpoint), base_model, shared, config, str(out_dir), adam_aware, (i, count),
-                                   settings.actor_threads) for i in range(count)])
+                                   settings.actor_threads, os.getcwd()) for i in range(count)])
     counts = dict(results[0])
     counts["computed_shards"] = sum(r["computed_shards"] for r in results)
     return counts

@@ -21,6 +21,7 @@ import logging
 import os
 from collections import deque
 from dataclasses import replace
+from pathlib import Path
 from typing import Any, Sequence
 
 from tqdm import tqdm
@@ -34,16 +35,35 @@ log = logging.getLogger(__name__)
 IN_FLIGHT_PER_WORKER = 2  # one batch computing, one queued: a worker never waits for the driver
 
 
+STARTUP_TIMEOUT_S = 900.0  # loading a large model on every worker; beyond this, resources are missing
+
+
+def check_resources(config: LLMConfig) -> None:
+    settings = config.ray
+    if config.backend == "vllm" and settings.num_gpus < config.tensor_parallel_size:
+        raise ValueError(f"a vLLM engine on Ray needs its GPUs reserved: ray.num_gpus ({settings.num_gpus:g}) must be "
+                         f">= tensor_parallel_size ({config.tensor_parallel_size}), or every engine sees every GPU")
+    if config.backend == "transformers" and settings.num_gpus:
+        log.warning("ray.num_gpus is %g, but the transformers backend runs on the CPU: the GPUs stay idle",
+                    settings.num_gpus)
+
+
 class LLMWorker:
     """The Ray actor: one engine, no cache of its own (the driver's cache is the only one)."""
 
-    def __init__(self, config: LLMConfig, threads: int):
+    def __init__(self, config: LLMConfig, threads: int, folder: str):
         import torch
+
+        if not Path(folder).is_dir():
+            raise FileNotFoundError(f"the Ray worker on {os.uname().nodename} cannot see the stage's folder {folder}: "
+                                    "relative model and adapter paths need the repository on a shared filesystem")
+        os.chdir(folder)
 
         torch.set_num_threads(threads)
         from scoder.models.llm.base import load_llm
 
-        self.llm = load_llm(replace(config, ray=RayConfig(), use_cache=False))
+        # ray.threads is the workers' thread count: the engine must not reset it (LLMConfig.threads)
+        self.llm = load_llm(replace(config, ray=RayConfig(), use_cache=False, threads=threads))
         self.adapter: tuple[str, str, bool] | None = None
 
     def _use(self, adapter: tuple[str, str, bool] | None) -> None:
@@ -83,6 +103,10 @@ class LLMWorker:
         self._use(adapter)
         return self._counted("fill_choices", prompts, parts, choices)
 
+    def response_nll(self, prompts, texts, max_length, adapter=None) -> tuple[list[float], dict]:
+        self._use(adapter)
+        return self.llm.response_nll(prompts, texts, max_length), {}
+
 
 class RayLLM:
     def __init__(self, config: LLMConfig, cache: ResponseCache | None = None):
@@ -91,6 +115,7 @@ class RayLLM:
         self.usage = {"calls": 0, "prompt_tokens": 0, "completion_tokens": 0}
         self.decode_stats = None
         settings = config.ray
+        check_resources(config)
         self.ray = ray = connect(settings)
         worker = ray.remote(LLMWorker).options(
             num_cpus=settings.num_cpus, num_gpus=settings.num_gpus or None,
@@ -99,14 +124,38 @@ class RayLLM:
         log.info("starting %d Ray worker(s) with %s (%s backend), %g CPU / %g GPU and %d thread(s) each",
                  settings.workers, config.model, config.backend, settings.num_cpus, settings.num_gpus,
                  settings.actor_threads)
-        self.workers = [worker.remote(config, settings.actor_threads) for _ in range(settings.workers)]
+        if config.decoder == "continuous":
+            log.warning("decoder 'continuous' on Ray: each worker decodes its own batches, so which prompts share a "
+                        "forward pass differs from one process and greedy texts may drift (docs/performance.md); "
+                        "decoder 'generate' gives one process's outputs exactly")
+        # workers started elsewhere (`ray start`) run in another folder: they move to this one (on a
+        # shared filesystem), so relative model and adapter paths, and the cache keys naming them,
+        # mean what they mean here
+        self.workers = [worker.remote(config, settings.actor_threads, os.getcwd()) for _ in range(settings.workers)]
         self.adapter: tuple[str, str, bool] | None = None
-        self._prefetched: dict[str, list[Completion]] = {}  # computed batches their generate call has not taken
+        # batches computed here that their generate call has not taken yet: with a cache only
+        # their keys (the cache holds them), without one the completions themselves
+        self._fresh: set[str] = set()
+        self._prefetched: dict[str, list[Completion]] = {}
         self._describe()
+        import torch
+
+        here = torch.get_num_threads()
+        if settings.actor_threads != here:
+            log.warning("the Ray workers run %d torch thread(s), this process %d: the thread count decides "
+                        "floating-point reduction order, so scores may differ from an in-process run in the last "
+                        "digits (set ray.threads: %d for identical ones)", settings.actor_threads, here, here)
 
     def _describe(self) -> None:
         """Identity and precision as the engines see them (every worker loads the same model)."""
-        described = self.ray.get([w.describe.remote(self.adapter) for w in self.workers])
+        refs = [w.describe.remote(self.adapter) for w in self.workers]
+        ready, _ = self.ray.wait(refs, num_returns=len(refs), timeout=STARTUP_TIMEOUT_S)
+        if len(ready) < len(refs):
+            raise RuntimeError(
+                f"{len(refs) - len(ready)} of {len(refs)} Ray workers did not start within {STARTUP_TIMEOUT_S:.0f}s: "
+                f"each asks for {self.config.ray.num_cpus:g} CPU / {self.config.ray.num_gpus:g} GPU, the cluster has "
+                f"{self.ray.available_resources()} free (ray.workers, ray.num_cpus, ray.num_gpus)")
+        described = self.ray.get(refs)
         identities = {repr(sorted(d["identity"].items())) for d in described}
         if len(identities) != 1:
             raise RuntimeError(f"the Ray workers loaded different models: {described}")
@@ -115,7 +164,12 @@ class RayLLM:
         self.worker_pids = [d["pid"] for d in described]
 
     def activate_adapter(self, folder: str, name: str, keep_others: bool = False) -> None:
-        self.adapter = (str(folder), name, keep_others)
+        adapter = (str(folder), name, keep_others)
+        if adapter == self.adapter:
+            return
+        self.adapter = adapter
+        self._fresh.clear()
+        self._prefetched.clear()
         self._describe()  # every worker loads it now; the identity follows the adapter
 
     # the keys are the wrapped backend's own, so Ray and in-process runs share cached answers
@@ -172,14 +226,17 @@ class RayLLM:
         results = []
         for job in jobs:
             key = job[0]
-            batch = self._prefetched.pop(key, None)  # computed by this process: not a cache hit
-            if batch is None:
+            if key in self._prefetched:
+                batch = self._prefetched.pop(key)
+            else:
                 hit = self.cache.get(key) if self.cache is not None else None
                 if hit is None:  # taken by an identical earlier call, and there is no cache
                     self._compute([job])
                     batch = self._prefetched.pop(key)
                 else:
-                    batch = [Completion(**{**c, "cached": True}) for c in hit]
+                    # computed by this process (prefetched) or an earlier one (a cache hit)
+                    batch = [Completion(**{**c, "cached": key not in self._fresh}) for c in hit]
+                    self._fresh.discard(key)
             results.extend(batch)
         return results
 
@@ -189,7 +246,7 @@ class RayLLM:
         missing, seen = [], set()
         for job in jobs:
             key = job[0]
-            if key in seen or key in self._prefetched or (self.cache is not None and self.cache.get(key) is not None):
+            if key in seen or key in self._prefetched or (self.cache is not None and self.cache.has(key)):
                 continue
             seen.add(key)
             missing.append(job)
@@ -206,9 +263,12 @@ class RayLLM:
             (completions,), _ = result
             progress.update(1)
             key = missing[index][0]
-            # kept until its generate call takes it: the call reports it as computed, not cached,
-            # as an in-process run would
-            self._prefetched[key] = computed[key] = self._store(key, completions)
+            # its generate call reports it as computed, not cached, as an in-process run would
+            computed[key] = self._store(key, completions)
+            if self.cache is not None:
+                self._fresh.add(key)
+            else:
+                self._prefetched[key] = computed[key]
 
         with progress:
             self._map([("generate_batches", ([(start, chunk)], params)) for _, start, chunk, params in missing], stored)
@@ -261,6 +321,19 @@ class RayLLM:
         self._map([("fill_choices", ([prompts[i] for i in group], list(parts), list(choices))) for group in groups],
                   stored)
         return rows
+
+    def response_nll(self, prompts: Sequence[str], texts: Sequence[str], max_length: int) -> list[float]:
+        size = max(1, self.config.batch_size)
+        starts = list(range(0, len(prompts), size))
+        values: list[Any] = [None] * len(starts)
+
+        def kept(index: int, result) -> None:
+            values[index] = result[0]
+
+        # the caller's batches stay whole (each on one worker), so padding is as in-process
+        self._map([("response_nll", (list(prompts[s : s + size]), list(texts[s : s + size]), max_length))
+                   for s in starts], kept)
+        return [v for chunk in values for v in chunk]
 
     def close(self) -> None:
         for worker in self.workers:

@@ -49,20 +49,44 @@ def import_ray():
     return ray
 
 
-# Ray replaces a loopback node address with the machine's reachable IP unless it believes it
-# runs without clusters (its Windows/macOS mode); a private local Ray needs no outside address
-LOOPBACK_ONLY_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+# what the workers of a cluster need from the stage's environment to load models as the stage
+# would (started by `ray start`, they do not inherit it); tokens are not forwarded: give the
+# workers their own (HF_TOKEN) where a gated model needs one
+FORWARDED_ENV = ("HF_HOME", "HF_HUB_CACHE", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "SCODER_MODEL_CACHE",
+                 "XDG_CACHE_HOME", "ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA", "OMP_WAIT_POLICY", "TOKENIZERS_PARALLELISM")
 
 
 def connect(config: RayConfig):
-    """The `ray` module, connected: to the named cluster, or to a local one started here and
-    bound to 127.0.0.1."""
-    address = config.address or os.environ.get(ADDRESS_ENV, "")
-    if not address:
-        os.environ[LOOPBACK_ONLY_ENV] = "0"  # read when ray is first imported (just below)
+    """The `ray` module, connected: to the named cluster, or to a private local one started
+    here, bound to 127.0.0.1 (never a cluster this machine happens to run: RAY_ADDRESS and
+    `ray start`'s address file are ignored unless named)."""
     ray = import_ray()
     if ray.is_initialized():
         return ray
+    address = config.address or os.environ.get(ADDRESS_ENV, "")
+    common = {"include_dashboard": False, "logging_level": logging.WARNING, "log_to_driver": True,
+              "configure_logging": False}
+    if address:
+        env = {k: os.environ[k] for k in FORWARDED_ENV if k in os.environ}
+        log.info("connecting to the Ray cluster at %s (forwarding %s)", address, ", ".join(env) or "no variables")
+        ray.init(address=address, runtime_env={"env_vars": env}, **common)
+        return ray
+    # slots for the actors on top of the machine's cores, so tasks (the pool's) still find
+    # room while actors live; the actors' torch threads, not Ray's slots, share the cores
+    cpus = (os.cpu_count() or 1) + int(config.workers * max(config.num_cpus, 1))
+    from ray._private import ray_constants
+
+    # Ray swaps a loopback node address for the machine's reachable IP unless it believes it
+    # runs without clusters (its Windows/macOS mode): believe that while this node starts
+    clusters = ray_constants.ENABLE_RAY_CLUSTER
+    ray_constants.ENABLE_RAY_CLUSTER = False
+    try:
+        ray.init(address="local", num_cpus=cpus, num_gpus=None if config.num_gpus else 0,
+                 _node_ip_address="127.0.0.1", **common)
+    finally:
+        ray_constants.ENABLE_RAY_CLUSTER = clusters
+    log.info("started a private local Ray at %s (%d CPU slots)", ray.get_runtime_context().gcs_address, cpus)
+    return ray
     if not address:
         from ray._private import ray_constants
 

@@ -113,13 +113,14 @@ def solution_nll(llm, problems: Sequence[dict], batch_size: int = 4, max_length:
     prompt (plain completion, no chat template), under a transformers model (`llm.model`,
     `llm.tokenizer` of TransformersLLM, adapter included). A dense signal for small models,
     whose pass@1 barely moves."""
-    from scoder.models.lm_loss import response_nll
-
+    if not hasattr(llm, "response_nll"):
+        raise ValueError(f"evaluate.nll needs the transformers backend (in-process or on Ray), not "
+                         f"'{getattr(getattr(llm, 'config', None), 'backend', type(llm).__name__)}': set evaluate.nll: false")
     values: list[float] = []
     for start in range(0, len(problems), batch_size):
         chunk = problems[start : start + batch_size]
-        values.extend(response_nll(llm.model, llm.tokenizer, [p["prompt"] for p in chunk],
-                                   [p["prompt"] + p["canonical_solution"] for p in chunk], max_length))
+        values.extend(llm.response_nll([p["prompt"] for p in chunk], [p["prompt"] + p["canonical_solution"] for p in chunk],
+                                       max_length))
     return values
 
 

@@ -122,6 +122,12 @@ class TransformersLLM:
             rows.extend(logprobs.tolist())
         return rows
 
+    def response_nll(self, prompts: Sequence[str], texts: Sequence[str], max_length: int) -> list[float]:
+        """Mean NLL per token of each text's part after its prompt (plain text, no chat template)."""
+        from scoder.models.lm_loss import response_nll
+
+        return response_nll(self.model, self.tokenizer, list(prompts), list(texts), max_length)
+
     @torch.inference_mode()
     def fill_choices(self, prompts: Sequence[Messages], parts: Sequence[str], choices: Sequence[str]) -> list[list[list[float]]]:
         """Teacher-forced template filling. The assistant turn is `parts[0]`, then the most
