@@ -44,7 +44,7 @@ def test_batched_similarity_equals_unbatched():
 
 def test_exact_gradient_equals_autograd():
     f = torch.from_numpy(gaussian_mixture(400, 8))
-    config = ParametricConfig(iterations=1, lr=1e-2, refresh_every=1, neighbors=0, seed=3)
+    config = ParametricConfig(loss="paper", iterations=1, lr=1e-2, refresh_every=1, neighbors=0, seed=3)
     theta, _ = optimize_prototypes(f, 20, config)
     # the same single Adam step with autograd on the plain loss
     start = f[torch.randperm(400, generator=torch.Generator().manual_seed(3))[:20]].clone().requires_grad_(True)
@@ -56,14 +56,30 @@ def test_exact_gradient_equals_autograd():
     assert torch.allclose(theta, expected, atol=1e-5)
 
 
-def test_no_sample_selected_twice_and_deterministic():
+def test_paper_loss_through_the_normalisation_equals_autograd():
+    f = torch.from_numpy(gaussian_mixture(400, 8))
+    config = ParametricConfig(loss="paper", renormalize=False, iterations=5, lr=1e-2, refresh_every=1, seed=3)
+    theta, _ = optimize_prototypes(f, 20, config)
+    start = f[torch.randperm(400, generator=torch.Generator().manual_seed(3))[:20]].clone().requires_grad_(True)
+    opt = torch.optim.Adam([start], lr=1e-2)
+    for _ in range(5):
+        opt.zero_grad()
+        parametric_loss(f, start / start.norm(dim=1, keepdim=True), config.tau, config.reg_lambda).backward()
+        opt.step()
+    with torch.no_grad():
+        expected = start / start.norm(dim=1, keepdim=True)
+    assert torch.allclose(theta, expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("loss", ["activeft", "paper"])
+def test_no_sample_selected_twice_and_deterministic(loss):
     f = gaussian_mixture()
-    config = ParametricConfig(iterations=60, seed=7)
+    config = ParametricConfig(loss=loss, iterations=60, seed=7)
     first = select_parametric(f, 300, config)
     again = select_parametric(f, 300, config)
     assert len(set(first.tolist())) == 300
     assert np.array_equal(first, again)
-    assert not np.array_equal(first, select_parametric(f, 300, ParametricConfig(iterations=60, seed=8)))
+    assert not np.array_equal(first, select_parametric(f, 300, ParametricConfig(loss=loss, iterations=60, seed=8)))
 
 
 def test_nearest_unique_falls_back_when_neighbours_are_taken():
@@ -104,11 +120,12 @@ def test_score_selection_and_ifd():
     assert ifd_scores(np.array([1.0]), np.array([2.0]))[0] == pytest.approx(math.exp(-1))
 
 
-def test_refresh_and_neighbour_approximations_stay_close_to_exact():
+@pytest.mark.parametrize("loss", ["activeft", "paper"])
+def test_refresh_and_neighbour_approximations_stay_close_to_exact(loss):
     f = gaussian_mixture(2000)
-    exact = coverage(f, select_parametric(f, 200, ParametricConfig(refresh_every=1, seed=2)))
-    lazy = coverage(f, select_parametric(f, 200, ParametricConfig(refresh_every=10, seed=2)))
-    sparse = coverage(f, select_parametric(f, 200, ParametricConfig(refresh_every=10, neighbors=32, seed=2)))
+    exact = coverage(f, select_parametric(f, 200, ParametricConfig(loss=loss, refresh_every=1, seed=2)))
+    lazy = coverage(f, select_parametric(f, 200, ParametricConfig(loss=loss, refresh_every=10, seed=2)))
+    sparse = coverage(f, select_parametric(f, 200, ParametricConfig(loss=loss, refresh_every=10, neighbors=32, seed=2)))
     assert abs(lazy - exact) < 0.005 and abs(sparse - exact) < 0.005
 
 

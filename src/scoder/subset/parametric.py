@@ -1,31 +1,45 @@
 """Distribution-consistent, diversity-aware selection with a parametric model (seed 003).
 
-m prototypes theta (unit vectors, initialised from random samples) minimise Algorithm 1's
-loss (eq. 7 with the means of Algorithm 1, line 8):
+m prototypes theta (initialised from random samples) are optimised with Adam (lr 1e-3, 300
+iterations, tau 0.07); then each prototype is mapped to its nearest not-yet-selected sample
+(eq. 8, no duplicates). Two losses (`ParametricConfig.loss`):
 
-    L = -(1/n) sum_i max_j f_i.theta_j / tau  +  lambda (1/m) sum_j log sum_{k!=j} exp(theta_j.theta_k / tau)
+- "activeft" (the default): the authors' published selector (Kyle-Lyu/efficode-finetune,
+  data_selection/ours/select.py, which is ActiveFT's loss). With c = theta / |theta|,
+  s_i = max_k f_i.c_k / tau at the assigned prototype k_i, and
+  R_j = sum_l exp(c_j . sg(c_l) / tau) (the self term l = j included, the other side detached):
 
-with Adam (lr 1e-3, 300 iterations, tau 0.07, lambda 1), renormalising theta after every
-step; then each prototype is mapped to its nearest not-yet-selected sample (eq. 8, no
-duplicates).
+      J = -(1/n) sum_i log[ exp(s_i) / (exp(s_i) + lambda R_{k_i}) ]
 
-Both gradients are written out instead of built by autograd, so no n x m or m x m graph is
-kept and every similarity is computed in row blocks of `batch_size` (the memory budget):
-- distribution term: dL/dtheta_j = -(1/(n tau)) sum_{i: c_i = j} f_i, a scatter-add over each
-  feature's top-1 prototype c_i;
-- repulsion term: with P the row-softmax of theta theta^T / tau (diagonal excluded),
-  dL/dtheta = lambda (P + P^T) theta / (m tau).
-Speed: the n x m x d assignment is the expensive part. It is recomputed every
+  the gradient flows through the normalisation (theta itself is not renormalised).
+- "paper": the paper's printed loss (eq. 7 with the means of Algorithm 1, line 8),
+
+      L = -(1/n) sum_i max_j f_i.c_j / tau  +  lambda (1/m) sum_j log sum_{k!=j} exp(c_j.c_k / tau)
+
+  with theta renormalised after every step.
+
+On real instruction sets (benchmarks/select_quality.py) "activeft" picks the same subset as the
+authors' code from the same initial indices and covers better than "paper" on every measure;
+renormalising, or dropping the self term, costs activeft coverage; refresh_every 10 costs nothing.
+
+`renormalize` overrides the form's own handling of the norm (None: as above). Both gradients
+are written out instead of built by autograd, so no n x m or m x m graph is kept and every
+similarity is computed in row blocks of `batch_size` (the memory budget); the tests check them
+against autograd of the plain losses.
+
+Speed: the n x m x d assignment k_i is the expensive part. It is recomputed every
 `refresh_every` iterations and held fixed in between (prototypes move by about lr per
-coordinate per step, so assignments change slowly); with `neighbors` > 0 the repulsion uses
-each prototype's nearest prototypes found at the last refresh (at tau = 0.07, exp(s / tau)
-of distant prototypes is negligible). `refresh_every: 1, neighbors: 0` is the exact
-algorithm, checked against autograd in the tests.
+coordinate per step, so assignments change slowly); the per-feature similarities at the held
+assignment, f_i.c_{k_i}, are recomputed every step (n x d). With `neighbors` > 0 the repulsion
+uses each prototype's nearest prototypes found at the last refresh (at tau = 0.07,
+exp(s / tau) of distant prototypes is negligible). `refresh_every: 1, neighbors: 0` is the
+exact algorithm.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import time
 from dataclasses import dataclass
 
@@ -36,16 +50,26 @@ from tqdm import tqdm
 log = logging.getLogger(__name__)
 
 
+LOSSES = ("activeft", "paper")
+
+
 @dataclass
 class ParametricConfig:
     iterations: int = 300
     lr: float = 1e-3
     tau: float = 0.07
-    reg_lambda: float = 1.0
+    reg_lambda: float = 1.0  # the repulsion weight lambda ("paper"), the balance ("activeft")
+    loss: str = "activeft"  # activeft (the authors' published code) | paper (the printed eq. 7)
+    self_term: bool = True  # activeft: R_j includes exp(c_j.c_j / tau), as the authors' code
+    renormalize: bool | None = None  # None: paper renormalises theta, activeft differentiates through c = theta/|theta|
     batch_size: int = 8192  # feature rows per similarity block: the memory budget
     refresh_every: int = 10  # recompute assignments every k iterations; 1 = exact
     neighbors: int = 0  # repulsion over each prototype's k nearest prototypes; 0 = all (exact)
     seed: int = 0
+
+    def __post_init__(self):
+        if self.loss not in LOSSES:
+            raise ValueError(f"unknown parametric loss '{self.loss}' (expected one of {', '.join(LOSSES)})")
 
 
 def parametric_loss(features: torch.Tensor, prototypes: torch.Tensor, tau: float, reg_lambda: float) -> torch.Tensor:
@@ -56,6 +80,25 @@ def parametric_loss(features: torch.Tensor, prototypes: torch.Tensor, tau: float
     pair = pair.masked_fill(torch.eye(len(prototypes), dtype=torch.bool), float("-inf"))
     repulsion = torch.logsumexp(pair, dim=1).mean()
     return matching + reg_lambda * repulsion
+
+
+def activeft_loss(
+    features: torch.Tensor, theta: torch.Tensor, tau: float, balance: float,
+    assigned: torch.Tensor | None = None, self_term: bool = True,
+) -> torch.Tensor:
+    """The authors' loss (ActiveFT's), computed plainly: c = theta / |theta| inside the loss,
+    the assignment k_i = argmax_k f_i.c_k unless `assigned` is given."""
+    c = theta / theta.norm(dim=1, keepdim=True)
+    similarity = features @ c.T / tau
+    if assigned is None:
+        s, assigned = similarity.max(dim=1)
+    else:
+        s = similarity.gather(1, assigned[:, None])[:, 0]
+    pair = c.detach() @ c.T / tau  # pair[l, j] = sg(c_l).c_j: R_j sums over l, the gradient reaches c_j
+    if not self_term:
+        pair = pair.masked_fill(torch.eye(len(c), dtype=torch.bool), float("-inf"))
+    log_r = math.log(balance) + torch.logsumexp(pair, dim=0)
+    return -(s - torch.logaddexp(s, log_r[assigned])).mean()
 
 
 def topk_blockwise(queries: torch.Tensor, keys: torch.Tensor, k: int, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -103,35 +146,112 @@ def repulsion_and_grad(theta: torch.Tensor, tau: float, batch_size: int, neighbo
     return value / m, grad / (m * tau)
 
 
-def optimize_prototypes(features: torch.Tensor, m: int, config: ParametricConfig) -> tuple[torch.Tensor, list[float]]:
+def activeft_repulsion(c: torch.Tensor, tau: float, batch_size: int, self_term: bool, neighbours: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(log R_j, sum_l P_jl c_l) with R_j = sum_l exp(c_j.c_l / tau) and P_j. = R_j's softmax,
+    in row blocks; over `neighbours[j]` (which hold j itself first when self_term) when given."""
+    m = c.shape[0]
+    log_r = torch.empty(m, dtype=c.dtype)
+    weighted = torch.empty_like(c)
+    for start in range(0, m, batch_size):
+        rows = c[start : start + batch_size]
+        if neighbours is None:
+            sims = rows @ c.T / tau
+            if not self_term:
+                sims[torch.arange(len(rows)), torch.arange(start, start + len(rows))] = float("-inf")
+            lse = torch.logsumexp(sims, dim=1)
+            weighted[start : start + len(rows)] = torch.exp(sims - lse[:, None]) @ c
+        else:
+            others = c[neighbours[start : start + batch_size]]  # b x K x d
+            sims = torch.einsum("bd,bkd->bk", rows, others) / tau
+            lse = torch.logsumexp(sims, dim=1)
+            weighted[start : start + len(rows)] = torch.einsum("bk,bkd->bd", torch.exp(sims - lse[:, None]), others)
+        log_r[start : start + len(rows)] = lse
+    return log_r, weighted
+
+
+def activeft_value_and_grad(
+    features: torch.Tensor, c: torch.Tensor, assigned: torch.Tensor, config: ParametricConfig,
+    neighbours: torch.Tensor | None = None,
+) -> tuple[float, torch.Tensor]:
+    """activeft_loss at the held assignment and its gradient with respect to c (unit rows).
+
+    With a_i = f_i.c_{k_i} / tau, r_i = log(lambda R_{k_i}), l_i = softplus(r_i - a_i) and
+    q_i = sigmoid(r_i - a_i): dJ/dc_j = (1/(n tau)) [ -sum_{i: k_i = j} q_i f_i + Q_j sum_l P_jl c_l ]
+    with Q_j = sum_{i: k_i = j} q_i (R_j's other side is detached, so c_j gets no term from R_l)."""
+    n = features.shape[0]
+    log_r, weighted = activeft_repulsion(c, config.tau, config.batch_size, config.self_term, neighbours)
+    log_r = log_r + math.log(config.reg_lambda)
+    pull = torch.zeros_like(c)
+    total_q = torch.zeros(c.shape[0], dtype=c.dtype)
+    value = 0.0
+    for start in range(0, n, config.batch_size):
+        rows = features[start : start + config.batch_size]
+        k = assigned[start : start + config.batch_size]
+        margin = log_r[k] - (rows * c[k]).sum(dim=1) / config.tau
+        value += float(torch.nn.functional.softplus(margin).sum())
+        q = torch.sigmoid(margin)
+        pull.index_add_(0, k, rows * q[:, None])
+        total_q.index_add_(0, k, q)
+    grad = (total_q[:, None] * weighted - pull) / (n * config.tau)
+    return value / n, grad
+
+
+def optimize_prototypes(
+    features: torch.Tensor, m: int, config: ParametricConfig, init: torch.Tensor | np.ndarray | None = None,
+) -> tuple[torch.Tensor, list[float]]:
+    """The m optimised prototypes, unit rows, and the loss per iteration; `init` (m sample
+    indices) replaces the seeded random initialisation."""
     n = features.shape[0]
     if not 0 < m <= n:
         raise ValueError(f"cannot select {m} of {n} samples")
-    generator = torch.Generator().manual_seed(config.seed)
-    init = torch.randperm(n, generator=generator)[:m]
+    if config.loss not in LOSSES:
+        raise ValueError(f"unknown parametric loss '{config.loss}' (expected one of {', '.join(LOSSES)})")
+    if config.loss == "activeft" and config.reg_lambda <= 0:
+        raise ValueError(f"the activeft loss needs reg_lambda (its balance) > 0, got {config.reg_lambda}")
+    if init is None:
+        init = torch.randperm(n, generator=torch.Generator().manual_seed(config.seed))[:m]
+    init = torch.as_tensor(np.asarray(init), dtype=torch.long)
+    if init.shape != (m,):
+        raise ValueError(f"init must hold {m} sample indices, got shape {tuple(init.shape)}")
+    activeft = config.loss == "activeft"
+    renormalize = (not activeft) if config.renormalize is None else config.renormalize
     theta = features[init].clone()
     theta.grad = torch.zeros_like(theta)
     optimizer = torch.optim.Adam([theta], lr=config.lr)
     refresh = max(1, config.refresh_every)
     use_neighbours = config.neighbors > 0 and m > config.neighbors + 1
-    neighbours = None
+    neighbours = assigned = None
     pull = matching = None
     history: list[float] = []
     with torch.no_grad():
         for step in tqdm(range(config.iterations), desc="parametric selection", unit="it", mininterval=5):
+            if renormalize:
+                c, norm = theta, None
+            else:
+                norm = theta.norm(dim=1, keepdim=True)
+                c = theta / norm
             if step % refresh == 0:
-                assigned, best = assign_blockwise(features, theta, config.batch_size)
-                pull = torch.zeros_like(theta).index_add_(0, assigned, features) / (n * config.tau)
-                matching = -float(best.mean()) / config.tau
+                assigned, best = assign_blockwise(features, c, config.batch_size)
+                if not activeft:
+                    pull = torch.zeros_like(c).index_add_(0, assigned, features) / (n * config.tau)
+                    matching = -float(best.mean()) / config.tau
                 if use_neighbours:
-                    _, nb = topk_blockwise(theta, theta, config.neighbors + 1, config.batch_size)
-                    neighbours = nb[:, 1:]  # the most similar is the prototype itself
-            repulsion, repulsion_grad = repulsion_and_grad(theta, config.tau, config.batch_size, neighbours)
-            theta.grad.copy_(config.reg_lambda * repulsion_grad - pull)
+                    _, nb = topk_blockwise(c, c, config.neighbors + 1, config.batch_size)
+                    # the most similar is the prototype itself: kept as activeft's self term
+                    neighbours = nb if activeft and config.self_term else nb[:, 1:]
+            if activeft:
+                value, grad = activeft_value_and_grad(features, c, assigned, config, neighbours)
+            else:
+                repulsion, repulsion_grad = repulsion_and_grad(c, config.tau, config.batch_size, neighbours)
+                value, grad = matching + config.reg_lambda * repulsion, config.reg_lambda * repulsion_grad - pull
+            if not renormalize:  # through c = theta / |theta|: (I - c c^T) g / |theta|
+                grad = (grad - c * (c * grad).sum(dim=1, keepdim=True)) / norm
+            theta.grad.copy_(grad)
             optimizer.step()
-            theta /= theta.norm(dim=1, keepdim=True)
-            history.append(matching + config.reg_lambda * repulsion)
-    return theta, history
+            if renormalize:
+                theta /= theta.norm(dim=1, keepdim=True)
+            history.append(value)
+    return theta / theta.norm(dim=1, keepdim=True), history
 
 
 def nearest_unique(features: torch.Tensor, prototypes: torch.Tensor, batch_size: int, k: int = 16) -> np.ndarray:
@@ -149,10 +269,10 @@ def nearest_unique(features: torch.Tensor, prototypes: torch.Tensor, batch_size:
     return np.array(chosen, dtype=np.int64)
 
 
-def select_parametric(features: np.ndarray, m: int, config: ParametricConfig) -> np.ndarray:
+def select_parametric(features: np.ndarray, m: int, config: ParametricConfig, init: np.ndarray | None = None) -> np.ndarray:
     start = time.perf_counter()
     f = torch.from_numpy(np.ascontiguousarray(features, dtype=np.float32))
-    prototypes, history = optimize_prototypes(f, m, config)
+    prototypes, history = optimize_prototypes(f, m, config, init)
     chosen = nearest_unique(f, prototypes, config.batch_size)
     log.info("parametric selection of %d / %d in %.1fs (loss %.4f -> %.4f)", m, len(f), time.perf_counter() - start, history[0], history[-1])
     return chosen
