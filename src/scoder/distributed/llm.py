@@ -28,7 +28,8 @@ from tqdm import tqdm
 
 from scoder.core.cache import ResponseCache
 from scoder.distributed.runtime import RayConfig, connect
-from scoder.models.llm.base import Completion, LLMConfig, Messages, SamplingParams, plan_batches
+from scoder.models.llm.base import (Completion, LLMConfig, Messages, SamplingParams, batch_key, fill_choices_key,
+                                    plan_batches, store_batch)
 
 log = logging.getLogger(__name__)
 
@@ -172,22 +173,6 @@ class RayLLM:
         self._prefetched.clear()
         self._describe()  # every worker loads it now; the identity follows the adapter
 
-    # the keys are the wrapped backend's own, so Ray and in-process runs share cached answers
-    def _backend_class(self):
-        if self.config.backend == "vllm":
-            from scoder.models.llm.vllm_backend import VLLMBackend
-
-            return VLLMBackend
-        from scoder.models.llm.transformers_backend import TransformersLLM
-
-        return TransformersLLM
-
-    def batch_key(self, start: int, chunk: list[Messages], params: SamplingParams) -> str:
-        return self._backend_class().batch_key(self, start, chunk, params)  # type: ignore[arg-type]
-
-    def fill_choices_key(self, messages: Messages, parts: Sequence[str], choices: Sequence[str]) -> str:
-        return self._backend_class().fill_choices_key(self, messages, parts, choices)  # type: ignore[arg-type]
-
     def _map(self, tasks: list[tuple[str, tuple]], on_result) -> None:
         """Run `tasks` (method name, args) on the workers, at most IN_FLIGHT_PER_WORKER each,
         calling `on_result(task index, result)` as each ends (in completion order)."""
@@ -216,11 +201,11 @@ class RayLLM:
         jobs = []
         for prompts, params in calls:
             for start, chunk in plan_batches(prompts, self.config.batch_size):
-                jobs.append((self.batch_key(start, chunk, params), start, chunk, params))
+                jobs.append((batch_key(self.identity, start, chunk, params), start, chunk, params))
         self._compute(jobs)
 
     def generate(self, prompts: Sequence[Messages], params: SamplingParams) -> list[Completion]:
-        jobs = [(self.batch_key(start, chunk, params), start, chunk, params)
+        jobs = [(batch_key(self.identity, start, chunk, params), start, chunk, params)
                 for start, chunk in plan_batches(prompts, self.config.batch_size)]
         self._compute(jobs)
         results = []
@@ -264,7 +249,7 @@ class RayLLM:
             progress.update(1)
             key = missing[index][0]
             # its generate call reports it as computed, not cached, as an in-process run would
-            computed[key] = self._store(key, completions)
+            computed[key] = store_batch(self.cache, self.usage, key, completions)
             if self.cache is not None:
                 self._fresh.add(key)
             else:
@@ -273,16 +258,6 @@ class RayLLM:
         with progress:
             self._map([("generate_batches", ([(start, chunk)], params)) for _, start, chunk, params in missing], stored)
         return computed
-
-    def _store(self, key: str, completions: list[Completion]) -> list[Completion]:
-        import dataclasses
-
-        self.usage["calls"] += len(completions)
-        self.usage["prompt_tokens"] += sum(c.prompt_tokens for c in completions)
-        self.usage["completion_tokens"] += sum(sum(c.completion_tokens) for c in completions)
-        if self.cache is not None:
-            self.cache.put(key, [dataclasses.asdict(c) for c in completions])
-        return completions
 
     def _count(self, usage: dict) -> None:
         for k in self.usage:
@@ -300,7 +275,7 @@ class RayLLM:
         return [row for chunk_rows in rows for row in chunk_rows]
 
     def fill_choices(self, prompts: Sequence[Messages], parts: Sequence[str], choices: Sequence[str]) -> list[list[list[float]]]:
-        keys = [self.fill_choices_key(m, parts, choices) for m in prompts]
+        keys = [fill_choices_key(self.identity, m, parts, choices) for m in prompts]
         rows: list[Any] = [None] * len(prompts)
         for i, key in enumerate(keys):
             if self.cache is not None:

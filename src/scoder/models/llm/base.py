@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, Sequence
 
+from scoder.core.cache import cache_key
 from scoder.distributed.runtime import RayConfig
 from scoder.models.precision import check_precision
 
@@ -35,6 +37,45 @@ def plan_batches(prompts: Sequence[Messages], batch_size: int) -> list[tuple[int
     resumed run, a Ray worker) computes a batch the same way."""
     size = max(1, batch_size)
     return [(start, list(prompts[start : start + size])) for start in range(0, len(prompts), size)]
+
+
+def batch_key(identity: dict, start: int, chunk: list[Messages], params: "SamplingParams") -> str:
+    """The response-cache key of the fixed batch of `chunk`'s prompts starting at `start`
+    under the engine `identity` (the same in-process and on Ray)."""
+    return cache_key(identity, chunk, dataclasses.asdict(params), start)
+
+
+def fill_choices_key(identity: dict, messages: Messages, parts: Sequence[str], choices: Sequence[str]) -> str:
+    return cache_key(identity, "fill_choices", list(messages), list(parts), list(choices))
+
+
+def store_batch(cache: "ResponseCache | None", usage: dict, key: str, completions: list["Completion"]) -> list["Completion"]:
+    """Count a freshly computed batch's tokens into `usage` and commit it to the cache."""
+    usage["calls"] += len(completions)
+    usage["prompt_tokens"] += sum(c.prompt_tokens for c in completions)
+    usage["completion_tokens"] += sum(sum(c.completion_tokens) for c in completions)
+    if cache is not None:
+        cache.put(key, [dataclasses.asdict(c) for c in completions])
+    return completions
+
+
+def generate_in_batches(llm, prompts: Sequence[Messages], params: "SamplingParams") -> list["Completion"]:
+    """A local backend's `generate`: the call's fixed batches, cached ones read back, the
+    missing ones computed by `llm.compute_batches` and each stored as soon as it ends."""
+    chunks = plan_batches(prompts, llm.config.batch_size)
+    keys = [batch_key(llm.identity, start, chunk, params) for start, chunk in chunks]
+    done: dict[int, list[Completion]] = {}
+    for index, key in enumerate(keys):
+        if llm.cache is not None and (hit := llm.cache.get(key)) is not None:
+            done[index] = [Completion(**{**c, "cached": True}) for c in hit]
+    missing = [i for i in range(len(chunks)) if i not in done]
+
+    def finished(position: int, completions: list[Completion]) -> None:
+        index = missing[position]
+        done[index] = store_batch(llm.cache, llm.usage, keys[index], completions)
+
+    llm.compute_batches([chunks[i] for i in missing], params, finished)
+    return [c for index in range(len(chunks)) for c in done[index]]
 
 
 @dataclass

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from typing import Callable, Sequence
 
 import torch
 
-from scoder.core.cache import ResponseCache, cache_key, folder_digest
+from scoder.core.cache import ResponseCache, folder_digest
 from scoder.models.gguf import loadable
 from scoder.models.precision import resolve_precision, torch_dtype
 from scoder.models.registry import resolve
-from scoder.models.llm.base import (Completion, LLMConfig, Messages, SamplingParams, cut_at_stop, is_prefilled,
-                                    plan_batches)
+from scoder.models.llm.base import (Completion, LLMConfig, Messages, SamplingParams, cut_at_stop, fill_choices_key,
+                                    generate_in_batches, is_prefilled)
 from scoder.models.llm.decoding import Decoder, PrefixCache, Request
 
 log = logging.getLogger(__name__)
@@ -144,7 +143,7 @@ class TransformersLLM:
             choice_ids.append(ids[0])
         rows: list[list[list[float]]] = []
         for messages in prompts:
-            key = self.fill_choices_key(messages, parts, choices)
+            key = fill_choices_key(self.identity, messages, parts, choices)
             if self.cache is not None and (hit := self.cache.get(key)) is not None:
                 rows.append(hit)
                 continue
@@ -169,31 +168,11 @@ class TransformersLLM:
             rows.append(slots)
         return rows
 
-    def batch_key(self, start: int, chunk: list[Messages], params: SamplingParams) -> str:
-        """The response-cache key of the fixed batch of `chunk`'s prompts starting at `start`."""
-        return cache_key(self.identity, chunk, dataclasses.asdict(params), start)
-
-    def fill_choices_key(self, messages: Messages, parts: Sequence[str], choices: Sequence[str]) -> str:
-        return cache_key(self.identity, "fill_choices", list(messages), list(parts), list(choices))
-
     @torch.inference_mode()
     def generate(self, prompts: Sequence[Messages], params: SamplingParams) -> list[Completion]:
         # batches have fixed boundaries and seeds, so a resumed run regenerates a missing
         # batch exactly as an uninterrupted run would have (and a Ray worker as this process)
-        chunks = plan_batches(prompts, self.config.batch_size)
-        keys = [self.batch_key(start, chunk, params) for start, chunk in chunks]
-        done: dict[int, list[Completion]] = {}
-        for index, key in enumerate(keys):
-            if self.cache is not None and (hit := self.cache.get(key)) is not None:
-                done[index] = [Completion(**{**c, "cached": True}) for c in hit]
-        missing = [i for i in range(len(chunks)) if i not in done]
-
-        def finished(position: int, completions: list[Completion]) -> None:
-            index = missing[position]
-            done[index] = self._store(keys[index], completions)
-
-        self.compute_batches([chunks[i] for i in missing], params, finished)
-        return [c for index in range(len(chunks)) for c in done[index]]
+        return generate_in_batches(self, prompts, params)
 
     @torch.inference_mode()
     def compute_batches(self, chunks: list[tuple[int, list[Messages]]], params: SamplingParams,
@@ -207,14 +186,6 @@ class TransformersLLM:
                 on_batch(position, self._generate_batch(chunk, params, seed=params.seed + start))
         else:
             self._generate_continuous(chunks, params, on_batch)
-
-    def _store(self, key: str, completions: list[Completion]) -> list[Completion]:
-        self.usage["calls"] += len(completions)
-        self.usage["prompt_tokens"] += sum(c.prompt_tokens for c in completions)
-        self.usage["completion_tokens"] += sum(sum(c.completion_tokens) for c in completions)
-        if self.cache is not None:
-            self.cache.put(key, [dataclasses.asdict(c) for c in completions])
-        return completions
 
     def _generate_continuous(self, chunks: list[tuple[int, list[Messages]]], params: SamplingParams,
                              on_batch: Callable[[int, list[Completion]], None]) -> None:

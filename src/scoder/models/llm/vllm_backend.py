@@ -14,10 +14,10 @@ from __future__ import annotations
 import dataclasses
 from typing import Sequence
 
-from scoder.core.cache import ResponseCache, cache_key, folder_digest
+from scoder.core.cache import ResponseCache, folder_digest
 from scoder.models.precision import resolve_precision
 from scoder.models.registry import resolve
-from scoder.models.llm.base import Completion, LLMConfig, Messages, SamplingParams, is_prefilled, plan_batches
+from scoder.models.llm.base import Completion, LLMConfig, Messages, SamplingParams, generate_in_batches, is_prefilled
 
 
 class VLLMBackend:
@@ -68,12 +68,6 @@ class VLLMBackend:
         self.lora = LoRARequest(name, adapter_id, str(folder))
         self.identity["adapter_sha256"] = digest
 
-    def batch_key(self, start: int, chunk: list[Messages], params: SamplingParams) -> str:
-        return cache_key(self.identity, chunk, dataclasses.asdict(params), start)
-
-    def fill_choices_key(self, messages: Messages, parts, choices) -> str:
-        return cache_key(self.identity, "fill_choices", list(messages), list(parts), list(choices))
-
     def _sampling(self, params: SamplingParams, **extra):
         from vllm import SamplingParams as VSamplingParams
 
@@ -83,25 +77,11 @@ class VLLMBackend:
         )
 
     def generate(self, prompts: Sequence[Messages], params: SamplingParams) -> list[Completion]:
-        chunks = plan_batches(prompts, self.config.batch_size)
-        keys = [self.batch_key(start, chunk, params) for start, chunk in chunks]
-        done: dict[int, list[Completion]] = {}
-        for index, key in enumerate(keys):
-            if self.cache is not None and (hit := self.cache.get(key)) is not None:
-                done[index] = [Completion(**{**c, "cached": True}) for c in hit]
-        missing = [i for i in range(len(chunks)) if i not in done]
-
-        def finished(position: int, completions: list[Completion]) -> None:
-            index = missing[position]
-            if self.cache is not None:
-                self.cache.put(keys[index], [dataclasses.asdict(c) for c in completions])
-            done[index] = completions
-
-        self.compute_batches([chunks[i] for i in missing], params, finished)
-        return [c for index in range(len(chunks)) for c in done[index]]
+        return generate_in_batches(self, prompts, params)
 
     def compute_batches(self, chunks, params: SamplingParams, on_batch) -> None:
-        """Each fixed batch (start, prompts) as one engine call, seeded from its start."""
+        """Each fixed batch (start, prompts) as one engine call, seeded from its start; no cache,
+        no usage counting (the caller's job)."""
         for position, (start, chunk) in enumerate(chunks):
             on_batch(position, self._generate_batch(chunk, dataclasses.replace(params, seed=params.seed + start)))
 
@@ -121,9 +101,6 @@ class VLLMBackend:
             )
             for out in outputs
         ]
-        self.usage["calls"] += len(results)
-        self.usage["prompt_tokens"] += sum(c.prompt_tokens for c in results)
-        self.usage["completion_tokens"] += sum(sum(c.completion_tokens) for c in results)
         return results
 
     def next_token_logprobs(self, prompts: Sequence[Messages], tokens: Sequence[str]) -> list[list[float]]:
