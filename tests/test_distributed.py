@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from tiny_models import train_reference, write_feature_records
 
 pytestmark = pytest.mark.slow
 
@@ -20,18 +21,8 @@ BIN = Path(sys.executable).parent
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
     """A tiny reference model (LoRA + Adam state) and six synthesis records."""
-    from scoder.bootstrap.synthesizer import synthesis_examples
-    from scoder.training.sft import TrainConfig, train_sft
-
     root = tmp_path_factory.mktemp("dist")
-    records = [{"id": f"r{i}", "snippet": f"def f{i}(x):\n    return x * {i}\n", "parse_ok": False,
-                "raw": f"[Problem Description]\nMultiply by {i}.\n[Solution]\n```python\ndef f{i}(x):\n    return x * {i}\n```"}
-               for i in range(6)]
-    (root / "records.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
-    examples, _ = synthesis_examples(records, require_parse_ok=False)
-    result = train_sft(examples[:2], TrainConfig(num_checkpoints=1, batch_size=2, max_length=256), root / "reference")
-    (root / "reference" / "synthesizer.json").write_text(json.dumps({"base_model": "smollm2", "checkpoints": ["checkpoint-0"]}))
-    assert result["checkpoints"]
+    train_reference(root, write_feature_records(root))
     return root
 
 

@@ -60,17 +60,10 @@ def test_missing_synthesizer_manifest_is_explained(tmp_path):
 @pytest.mark.slow
 def test_multi_checkpoint_sampling_from_a_tiny_trained_synthesizer(tmp_path, monkeypatch):
     from scoder.models.llm.base import LLMConfig, SamplingParams
-    from scoder.training.sft import TrainConfig, train_sft
+    from tiny_models import train_synthesizer
 
     monkeypatch.setenv("SCODER_CACHE_DIR", str(tmp_path / "cache"))
-    examples, _ = synthesis_examples(
-        [{"id": str(i), "snippet": f"def f{i}(x):\n    return x * {i}", "parse_ok": True, "problem": f"Multiply by {i}.",
-          "solution": f"```python\ndef f(x):\n    return x * {i}\n```"} for i in range(4)], require_parse_ok=True)
-    folder = tmp_path / "synth"
-    result = train_sft(examples, TrainConfig(batch_size=2, epochs=1, num_checkpoints=2, max_length=384, learning_rate=1e-3), folder)
-    (folder / "synthesizer.json").write_text(json.dumps(
-        {"base_model": "smollm2", "checkpoints": [f"checkpoint-{c['checkpoint']}" for c in result["checkpoints"]]}))
-    synthesizer = read_synthesizer(folder)
+    synthesizer = train_synthesizer(tmp_path / "synth")
     snippets = POOL[:2]
     config = SampleConfig(engine=LLMConfig(model="", batch_size=2), sampling=SamplingParams(n=2, temperature=0.2, max_tokens=12, seed=5))
     records, metrics = sample_candidates(synthesizer, snippets, config, "1")

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from tiny_models import train_reference, write_feature_records
 
 from scoder.core.stage import Output, Stage
 
@@ -201,26 +202,17 @@ def torchrun(processes: int) -> str:
 def records(tmp_path_factory):
     """A folder holding six synthesis records (records.jsonl)."""
     root = tmp_path_factory.mktemp("launcher")
-    rows = [{"id": f"r{i}", "snippet": f"def f{i}(x):\n    return x * {i}\n", "parse_ok": False,
-             "raw": f"[Problem Description]\nMultiply by {i}.\n[Solution]\n```python\ndef f{i}(x):\n    return x * {i}\n```"}
-            for i in range(6)]
-    (root / "records.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    write_feature_records(root)
     return root
 
 
 @pytest.fixture(scope="module")
 def reference(records):
     """The records' folder, with a tiny reference model (LoRA + Adam state) trained on two of them."""
-    from scoder.bootstrap.synthesizer import synthesis_examples
     from scoder.core.io import read_jsonl
-    from scoder.training.sft import TrainConfig, train_sft
 
-    root = records
-    examples, _ = synthesis_examples(read_jsonl(root / "records.jsonl"), require_parse_ok=False)
-    result = train_sft(examples[:2], TrainConfig(num_checkpoints=1, batch_size=2, max_length=256), root / "reference")
-    (root / "reference" / "synthesizer.json").write_text(json.dumps({"base_model": "smollm2", "checkpoints": ["checkpoint-0"]}))
-    assert result["checkpoints"]
-    return root
+    train_reference(records, read_jsonl(records / "records.jsonl"))
+    return records
 
 
 def run_stage_script(root: Path, repo_root: Path, script: str, params: dict, name: str, *args: str) -> str:

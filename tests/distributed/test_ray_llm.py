@@ -80,19 +80,10 @@ def test_scoring_generate_and_forced_on_two_workers_equal_one_process(tmp_path):
 
 
 def test_multi_checkpoint_sampling_switches_adapters_on_the_workers(tmp_path):
-    from scoder.bootstrap.manifest import read_synthesizer
     from scoder.bootstrap.sample import SampleConfig, sample_candidates
-    from scoder.bootstrap.synthesizer import synthesis_examples
-    from scoder.training.sft import TrainConfig, train_sft
+    from tiny_models import train_synthesizer
 
-    examples, _ = synthesis_examples(
-        [{"id": str(i), "snippet": f"def f{i}(x):\n    return x * {i}", "parse_ok": True, "problem": f"Multiply by {i}.",
-          "solution": f"```python\ndef f(x):\n    return x * {i}\n```"} for i in range(4)], require_parse_ok=True)
-    folder = tmp_path / "synth"
-    result = train_sft(examples, TrainConfig(batch_size=2, epochs=1, num_checkpoints=2, max_length=384, learning_rate=1e-3), folder)
-    (folder / "synthesizer.json").write_text(json.dumps(
-        {"base_model": "smollm2", "checkpoints": [f"checkpoint-{c['checkpoint']}" for c in result["checkpoints"]]}))
-    synthesizer = read_synthesizer(folder)
+    synthesizer = train_synthesizer(tmp_path / "synth")
     sampling = SamplingParams(n=2, temperature=0.2, max_tokens=16, seed=5)
     outputs = {}
     for name, engine in (("local", replace(ENGINE, model="")), ("ray", replace(ENGINE, model="", ray=ON_RAY))):
