@@ -58,12 +58,16 @@ def benchmark(quick: bool = False, prompts: int = 16, batch: int = 8, max_tokens
         same = sum(a.texts == b.texts for a, b in zip(base_out, fast_out))
         base_rate, fast_rate = base_tokens / base_s, fast_tokens / fast_s
         rows.append({
+            "name": "generation",
+            "workload": workload,
+            "identical": same == len(chats),
             "benchmark": f"generation, {workload}",
             "baseline": f"model.generate, batches of {batch}",
             "candidate": f"continuous decoder, {batch} rows",
             "unit": "generated tokens/s",
             "baseline_value": round(base_rate, 1),
             "candidate_value": round(fast_rate, 1),
+            "fast_value": round(fast_rate, 1),
             "ratio": round(fast_rate / base_rate, 2),
             "target": ">= 2x, greedy outputs identical",
             "check": f"identical greedy texts {same}/{len(chats)}; {len(chats)} prompts, max_tokens {max_tokens}",
@@ -78,8 +82,12 @@ def main() -> None:
     parser.add_argument("--max-tokens", type=int, default=160)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--json", default=None, help="write the rows here")
     args = parser.parse_args()
     rows = benchmark(args.quick, args.prompts, args.batch, args.max_tokens, args.threads)
+    if args.json:
+        capability = torch.backends.cpu.get_cpu_capability()
+        Path(args.json).write_text(json.dumps([{**row, "cpu_capability": capability} for row in rows], indent=2) + "\n")
     print(f"CPU capability {torch.backends.cpu.get_cpu_capability()}, {torch.get_num_threads()} threads, fp32")
     print(f"{'workload':<36} {'generate tok/s':>15} {'continuous tok/s':>17} {'ratio':>6}  check")
     for row in rows:

@@ -64,7 +64,9 @@ ABLATION = {
     "activeft r=1 renormalised": replace(BASE, loss="activeft", refresh_every=1, renormalize=True),
     "activeft r=1 no self term": replace(BASE, loss="activeft", refresh_every=1, self_term=False),
     "activeft r=30": replace(BASE, loss="activeft", refresh_every=30),
-    "activeft r=10 neighbors=16": replace(BASE, loss="activeft", refresh_every=10, neighbors=16),
+    "activeft r=10 neighbors=16 drop": replace(BASE, loss="activeft", refresh_every=10, neighbors=16, far_field="drop"),
+    "activeft r=10 neighbors=32 hold": replace(BASE, loss="activeft", refresh_every=10, neighbors=32, far_field="hold"),
+    "activeft r=30 neighbors=32 hold": replace(BASE, loss="activeft", refresh_every=30, neighbors=32, far_field="hold"),
     "activeft r=1 lambda=0.1": replace(BASE, loss="activeft", refresh_every=1, reg_lambda=0.1),
     "paper r=1 lambda=0.1": replace(BASE, loss="paper", refresh_every=1, reg_lambda=0.1),
 }

@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from scoder.subset.parametric import (
-    ParametricConfig, activeft_loss, activeft_repulsion, activeft_value_and_grad, nearest_unique,
-    optimize_prototypes, select_parametric,
+    ParametricConfig, activeft_loss, activeft_repulsion, activeft_value_and_grad, combine_far_field,
+    nearest_unique, neighbours_and_far_field, optimize_prototypes, select_parametric,
 )
 
 
@@ -109,6 +109,43 @@ def test_neighbour_repulsion_over_everyone_equals_dense():
         dense = activeft_repulsion(c, 0.07, 11, self_term)
         sparse = activeft_repulsion(c, 0.07, 11, self_term, nb)
         assert torch.allclose(dense[0], sparse[0], atol=1e-5) and torch.allclose(dense[1], sparse[1], atol=1e-5)
+
+
+@pytest.mark.parametrize("self_term", [True, False])
+def test_near_plus_far_field_is_the_whole_repulsion(self_term):
+    c = unit_features(40, 8, seed=6)
+    dense = activeft_repulsion(c, 0.07, 13, self_term)
+    nb, far = neighbours_and_far_field(c, 5, 0.07, 13, self_term)
+    assert torch.equal(nb[:, 0], torch.arange(40))  # itself first
+    near = activeft_repulsion(c, 0.07, 13, self_term, nb if self_term else nb[:, 1:])
+    log_r, weighted = combine_far_field(*near, far)
+    assert torch.allclose(log_r, dense[0], atol=1e-5) and torch.allclose(weighted, dense[1], atol=1e-5)
+    # every other prototype a neighbour: the far field is empty and changes nothing
+    nb, (log_far, far_weighted) = neighbours_and_far_field(c, 39, 0.07, 13, self_term)
+    assert torch.isinf(log_far).all() and torch.equal(far_weighted, torch.zeros_like(c))
+
+
+@pytest.mark.parametrize("self_term", [True, False])
+def test_held_far_field_refreshed_every_step_is_exact(self_term):
+    """far_field: hold computes the far part exactly at every refresh: refreshed every step it
+    is the dense algorithm; held for 10 steps it stays far closer to it than dropping the far part."""
+    f = unit_features(400, 12, seed=8)
+    exact = ParametricConfig(iterations=30, lr=1e-2, refresh_every=1, neighbors=0, seed=2, batch_size=64, self_term=self_term)
+    dense, _ = optimize_prototypes(f, 40, exact)
+    held, _ = optimize_prototypes(f, 40, ParametricConfig(**{**exact.__dict__, "neighbors": 6, "far_field": "hold"}))
+    assert torch.allclose(dense, held, atol=1e-5)
+    dropped, _ = optimize_prototypes(f, 40, ParametricConfig(**{**exact.__dict__, "neighbors": 6, "far_field": "drop"}))
+    assert (dense - dropped).abs().max() > 1e-3  # the test can tell the two apart
+
+
+def test_far_field_settings_are_checked():
+    with pytest.raises(ValueError, match="unknown parametric far_field"):
+        ParametricConfig(far_field="nope")
+    # the paper form has no held far field: it runs the exact repulsion instead
+    f = unit_features(50)
+    exact = ParametricConfig(loss="paper", iterations=5, neighbors=0)
+    held = ParametricConfig(loss="paper", iterations=5, neighbors=3, far_field="hold")
+    assert torch.equal(optimize_prototypes(f, 10, exact)[0], optimize_prototypes(f, 10, held)[0])
 
 
 def test_unknown_loss_and_bad_init_are_refused():

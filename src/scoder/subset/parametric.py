@@ -32,8 +32,14 @@ Speed: the n x m x d assignment k_i is the expensive part. It is recomputed ever
 coordinate per step, so assignments change slowly); the per-feature similarities at the held
 assignment, f_i.c_{k_i}, are recomputed every step (n x d). With `neighbors` > 0 the repulsion
 uses each prototype's nearest prototypes found at the last refresh (at tau = 0.07,
-exp(s / tau) of distant prototypes is negligible). `refresh_every: 1, neighbors: 0` is the
-exact algorithm.
+exp(s / tau) of one distant prototype is small, but thousands of them are not). With
+`far_field: hold` (the default) the other prototypes' part of the repulsion is computed
+exactly at every refresh, in the same m x m pass that finds the neighbours, and held until the
+next one, so the sum is exact at a refresh and only its far part lags in between; `far_field:
+drop` leaves it out. The m x m work per step (4 s at m = 10,000 on 2 cores) then falls to m x k.
+`refresh_every: 1, neighbors: 0` is the exact algorithm, and so is `refresh_every: 1` with
+`far_field: hold` (tested). The held far field is built for activeft's one-sided repulsion;
+with `loss: paper` and `far_field: hold` the repulsion runs over all prototypes (exact).
 """
 
 from __future__ import annotations
@@ -51,6 +57,7 @@ log = logging.getLogger(__name__)
 
 
 LOSSES = ("activeft", "paper")
+FAR_FIELDS = ("hold", "drop")
 
 
 @dataclass
@@ -64,12 +71,17 @@ class ParametricConfig:
     renormalize: bool | None = None  # None: paper renormalises theta, activeft differentiates through c = theta/|theta|
     batch_size: int = 8192  # feature rows per similarity block: the memory budget
     refresh_every: int = 10  # recompute assignments every k iterations; 1 = exact
-    neighbors: int = 0  # repulsion over each prototype's k nearest prototypes; 0 = all (exact)
+    neighbors: int = 32  # repulsion over each prototype's k nearest prototypes every step; 0 = all (exact)
+    # with neighbors > 0, the other prototypes' part of the repulsion: hold (computed exactly at
+    # every refresh and held in between; activeft only) | drop (left out)
+    far_field: str = "hold"
     seed: int = 0
 
     def __post_init__(self):
         if self.loss not in LOSSES:
             raise ValueError(f"unknown parametric loss '{self.loss}' (expected one of {', '.join(LOSSES)})")
+        if self.far_field not in FAR_FIELDS:
+            raise ValueError(f"unknown parametric far_field '{self.far_field}' (expected one of {', '.join(FAR_FIELDS)})")
 
 
 def parametric_loss(features: torch.Tensor, prototypes: torch.Tensor, tau: float, reg_lambda: float) -> torch.Tensor:
@@ -169,9 +181,44 @@ def activeft_repulsion(c: torch.Tensor, tau: float, batch_size: int, self_term: 
     return log_r, weighted
 
 
+def neighbours_and_far_field(c: torch.Tensor, k: int, tau: float, batch_size: int, self_term: bool) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+    """Each prototype's k + 1 most similar prototypes (itself first: `topk_blockwise` order), and
+    activeft_repulsion over all the *other* prototypes (nor j itself when self_term is off): (log
+    of their part of R_j, their softmax-weighted mean of c_l; -inf and 0 for a row with none),
+    from one m x m pass. Computed at a refresh and held until the next (`far_field: hold`);
+    the near part is recomputed every step, and R_j = near + far."""
+    m = c.shape[0]
+    k = min(k + 1, m)
+    nb = torch.empty(m, k, dtype=torch.long)
+    log_far = torch.empty(m, dtype=c.dtype)
+    weighted = torch.zeros_like(c)
+    for start in range(0, m, batch_size):
+        rows = c[start : start + batch_size]
+        product = rows @ c.T
+        nb[start : start + len(rows)] = product.topk(k, dim=1).indices
+        sims = product.div_(tau)
+        sims.scatter_(1, nb[start : start + len(rows)], float("-inf"))
+        if not self_term:
+            sims[torch.arange(len(rows)), torch.arange(start, start + len(rows))] = float("-inf")
+        lse = torch.logsumexp(sims, dim=1)
+        finite = torch.isfinite(lse)
+        p = torch.exp(sims - torch.where(finite, lse, 0.0)[:, None])
+        weighted[start : start + len(rows)] = torch.where(finite[:, None], p @ c, 0.0)
+        log_far[start : start + len(rows)] = lse
+    return nb, (log_far, weighted)
+
+
+def combine_far_field(log_near: torch.Tensor, near: torch.Tensor, far: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(log R_j, sum_l P_jl c_l) of the whole sum from its near and (held) far parts."""
+    log_far, far_weighted = far
+    log_r = torch.logaddexp(log_near, log_far)
+    weighted = torch.exp(log_near - log_r)[:, None] * near + torch.exp(log_far - log_r)[:, None] * far_weighted
+    return log_r, weighted
+
+
 def activeft_value_and_grad(
     features: torch.Tensor, c: torch.Tensor, assigned: torch.Tensor, config: ParametricConfig,
-    neighbours: torch.Tensor | None = None,
+    neighbours: torch.Tensor | None = None, far: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> tuple[float, torch.Tensor]:
     """activeft_loss at the held assignment and its gradient with respect to c (unit rows).
 
@@ -180,6 +227,8 @@ def activeft_value_and_grad(
     with Q_j = sum_{i: k_i = j} q_i (R_j's other side is detached, so c_j gets no term from R_l)."""
     n = features.shape[0]
     log_r, weighted = activeft_repulsion(c, config.tau, config.batch_size, config.self_term, neighbours)
+    if far is not None:  # the held part of the prototypes outside `neighbours`
+        log_r, weighted = combine_far_field(log_r, weighted, far)
     log_r = log_r + math.log(config.reg_lambda)
     pull = torch.zeros_like(c)
     total_q = torch.zeros(c.shape[0], dtype=c.dtype)
@@ -220,7 +269,13 @@ def optimize_prototypes(
     optimizer = torch.optim.Adam([theta], lr=config.lr)
     refresh = max(1, config.refresh_every)
     use_neighbours = config.neighbors > 0 and m > config.neighbors + 1
-    neighbours = assigned = None
+    hold_far = use_neighbours and config.far_field == "hold"
+    if hold_far and not activeft:
+        # the held far field is built for activeft's one-sided repulsion: the paper form runs exact
+        log.info("loss: paper has no held far field: its repulsion runs over all %d prototypes (far_field: drop "
+                 "restricts it to the %d nearest)", m, config.neighbors)
+        use_neighbours = hold_far = False
+    neighbours = assigned = far = None
     pull = matching = None
     history: list[float] = []
     with torch.no_grad():
@@ -236,11 +291,14 @@ def optimize_prototypes(
                     pull = torch.zeros_like(c).index_add_(0, assigned, features) / (n * config.tau)
                     matching = -float(best.mean()) / config.tau
                 if use_neighbours:
-                    _, nb = topk_blockwise(c, c, config.neighbors + 1, config.batch_size)
+                    if hold_far:
+                        nb, far = neighbours_and_far_field(c, config.neighbors, config.tau, config.batch_size, config.self_term)
+                    else:
+                        _, nb = topk_blockwise(c, c, config.neighbors + 1, config.batch_size)
                     # the most similar is the prototype itself: kept as activeft's self term
                     neighbours = nb if activeft and config.self_term else nb[:, 1:]
             if activeft:
-                value, grad = activeft_value_and_grad(features, c, assigned, config, neighbours)
+                value, grad = activeft_value_and_grad(features, c, assigned, config, neighbours, far)
             else:
                 repulsion, repulsion_grad = repulsion_and_grad(c, config.tau, config.batch_size, neighbours)
                 value, grad = matching + config.reg_lambda * repulsion, config.reg_lambda * repulsion_grad - pull

@@ -126,3 +126,36 @@ def test_backend_continuous_equals_generate_with_the_shipped_model(tmp_path):
 def test_unknown_decoder_is_refused():
     with pytest.raises(ValueError, match="decoder must be"):
         load_llm(LLMConfig(model="smollm2", decoder="fast"), None)
+
+
+def test_shared_prefix_rounds_as_inside_the_prompt_with_the_shipped_model():
+    """The scoring template's ~600-token shared prefix: its key/values, cut from a whole
+    prompt's pass, equal bit for bit those each prompt computes alone; a prefix computed in a
+    pass of its own rounds differently on CPU (its greedy texts drifted on 10 of 12 prompts)."""
+    import gzip
+    import json
+    from pathlib import Path
+
+    from scoder.bootstrap.prompts import scoring_prompt
+
+    llm = load_llm(LLMConfig(model="smollm2", decoder="continuous"), None)
+    model, tokenizer = llm.model, llm.tokenizer
+    teacher = Path(__file__).resolve().parents[3] / "data/teacher/evol-codealpaca-python.jsonl.gz"
+    with gzip.open(teacher, "rt") as handle:
+        records = [json.loads(line) for _, line in zip(range(3), handle)]
+    prompts = [tokenizer(llm.chat_text([{"role": "user", "content": scoring_prompt(r["problem"], r["solution"])}]),
+                         add_special_tokens=False)["input_ids"] for r in records]
+    shared = common_prefix_length(prompts)
+    assert shared > 500
+    decoder = Decoder(model, tokenizer.eos_token_id, tokenizer.pad_token_id, max_rows=3)
+    with torch.inference_mode():
+        rows = decoder.run([Request(ids=p, n=1, seed=0) for p in prompts], 6)
+        (key, layers), = decoder.prefix_cache.entries.items()
+        assert len(key) == shared
+        for ids in prompts:
+            cache = __import__("transformers").DynamicCache()
+            model(input_ids=torch.tensor([ids]), past_key_values=cache, use_cache=True, logits_to_keep=1)
+            assert all(torch.equal(layer.keys[:, :, :shared], k) and torch.equal(layer.values[:, :, :shared], v)
+                       for layer, (k, v) in zip(cache.layers, layers))
+    assert decoder.stats.prefill_tokens == shared + sum(len(p) - shared for p in prompts)
+    assert [r[0].tokens for r in rows] == reference(model, prompts, 6)

@@ -204,27 +204,34 @@ class Decoder:
         return [int(torch.multinomial(probs[i], 1, generator=row.generator)) for i, row in enumerate(rows)]
 
     # -- prefill -----------------------------------------------------------------------------
-    def _prefix(self, prompts: list[list[int]], shared: int) -> tuple[int, list[tuple[torch.Tensor, torch.Tensor]] | None]:
-        """(length, key/values) of the prefix these prompts reuse: a stored one, or the call's
-        shared prefix computed now and stored (when it is long enough to pay off)."""
+    def _prefix(self, prompts: list[list[int]], shared: int):
+        """(length, key/values, first) of the prefix these prompts reuse: a stored one, or the
+        call's shared prefix computed now and stored (when it is long enough to pay off). When
+        computed now, `first` holds the pass over the whole of prompts[0] it was cut from
+        (key/values and last logits), so that prompt is not computed again; else None."""
         stored = self.prefix_cache.longest_shared(prompts)
         if stored is not None and len(stored) >= shared - self.min_prefix_tokens:
-            return len(stored), self.prefix_cache.entries[stored]
+            return len(stored), self.prefix_cache.entries[stored], None
         if shared >= self.min_prefix_tokens and shared < min(len(p) for p in prompts):
             key = tuple(prompts[0][:shared])
             cache = DynamicCache()
-            self.model(input_ids=torch.tensor([list(key)]), past_key_values=cache, use_cache=True, logits_to_keep=1)
-            self.stats.prefill_tokens += shared
-            layers = _layers(cache)
+            # the prefix's key/values are cut from a pass over a whole prompt, not computed alone:
+            # CPU kernels pick their blocking by sequence length, and a prefix-only pass rounds
+            # differently from the same positions inside the prompt (greedy texts then drift);
+            # the suffix of any prompt computed on top of the cut prefix equals its own full pass
+            out = self.model(input_ids=torch.tensor([list(prompts[0])]), past_key_values=cache, use_cache=True, logits_to_keep=1)
+            self.stats.prefill_tokens += len(prompts[0])
+            full = _layers(cache)
+            layers = [(k[:, :, :shared].clone(), v[:, :, :shared].clone()) for k, v in full]
             self.prefix_cache.put(key, layers)
-            return shared, layers
+            return shared, layers, (full, out.logits[:, -1, :])
         if stored is not None:
-            return len(stored), self.prefix_cache.entries[stored]
-        return 0, None
+            return len(stored), self.prefix_cache.entries[stored], None
+        return 0, None, None
 
     def _prefill(self, prompts: list[list[int]], shared: int):
         """Key/values, mask, next positions and last logits of `prompts` (one row each)."""
-        start, prefix = self._prefix(prompts, shared)
+        start, prefix, first = self._prefix(prompts, shared)
         suffixes = [p[start:] for p in prompts]
         width = max(len(s) for s in suffixes)
         b = len(prompts)
@@ -236,11 +243,28 @@ class Decoder:
             suffix_mask[i, width - len(s):] = 1
             positions[i, width - len(s):] = torch.arange(start, start + len(s))
         mask = torch.cat([torch.ones((b, start), dtype=torch.long), suffix_mask], dim=1)
-        cache = _cache([(k.expand(b, -1, -1, -1), v.expand(b, -1, -1, -1)) for k, v in prefix]) if prefix else DynamicCache()
-        out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache,
-                         use_cache=True, logits_to_keep=1)
-        self.stats.prefill_tokens += sum(len(s) for s in suffixes)
-        return _layers(out.past_key_values), mask, torch.tensor([len(p) for p in prompts]), out.logits[:, -1, :]
+        lengths = torch.tensor([len(p) for p in prompts])
+        rows = slice(1, b) if first is not None else slice(0, b)  # prompts[0] is done when `first` is given
+        if rows.stop - rows.start == 0:
+            layers, logits = [], None
+        else:
+            count = rows.stop - rows.start
+            cache = _cache([(k.expand(count, -1, -1, -1), v.expand(count, -1, -1, -1)) for k, v in prefix]) if prefix else DynamicCache()
+            out = self.model(input_ids=ids[rows], attention_mask=mask[rows], position_ids=positions[rows], past_key_values=cache,
+                             use_cache=True, logits_to_keep=1)
+            self.stats.prefill_tokens += sum(len(s) for s in suffixes[rows])
+            layers, logits = _layers(out.past_key_values), out.logits[:, -1, :]
+        if first is None:
+            return layers, mask, lengths, logits
+        full, first_logits = first  # prompts[0]'s own pass, placed as row 0 of the same layout
+        own = len(suffixes[0])
+        placed = []
+        for index, (k, v) in enumerate(full):
+            k0 = torch.cat([k[:, :, :start], k.new_zeros((1, k.shape[1], width - own, k.shape[3])), k[:, :, start:]], dim=2)
+            v0 = torch.cat([v[:, :, :start], v.new_zeros((1, v.shape[1], width - own, v.shape[3])), v[:, :, start:]], dim=2)
+            placed.append((torch.cat([k0, layers[index][0]]), torch.cat([v0, layers[index][1]])) if layers else (k0, v0))
+        logits = torch.cat([first_logits, logits]) if logits is not None else first_logits
+        return placed, mask, lengths, logits
 
     # -- the loop ----------------------------------------------------------------------------
     def run(self, requests: Sequence[Request], max_new_tokens: int, temperature: float = 0.0, top_p: float = 1.0,
