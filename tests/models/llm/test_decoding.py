@@ -113,11 +113,16 @@ def test_backend_continuous_equals_generate_with_the_shipped_model(tmp_path):
     prompts = [[{"role": "user", "content": f"Write a Python function that returns {i} plus a number."}] for i in range(5)]
     params = SamplingParams(max_tokens=12, stop=["\n\n"])
     out = {}
-    for decoder in ("generate", "continuous"):
-        llm = load_llm(LLMConfig(model="smollm2", batch_size=2, decoder=decoder), ResponseCache(tmp_path / f"{decoder}.sqlite"))
-        out[decoder] = llm.generate(prompts, params)
+    # max_rows 5: rows of all three batches of 2 decoded together, outputs unchanged
+    for decoder, max_rows in (("generate", 0), ("continuous", 0), ("continuous", 5)):
+        label = f"{decoder}-{max_rows}"
+        llm = load_llm(LLMConfig(model="smollm2", batch_size=2, decoder=decoder, max_rows=max_rows),
+                       ResponseCache(tmp_path / f"{label}.sqlite"))
+        out[label] = llm.generate(prompts, params)
+        out.setdefault(decoder, out[label])
         again = llm.generate(prompts, params)
-        assert all(c.cached for c in again) and [c.texts for c in again] == [c.texts for c in out[decoder]]
+        assert all(c.cached for c in again) and [c.texts for c in again] == [c.texts for c in out[label]]
+    assert [c.texts for c in out["continuous-5"]] == [c.texts for c in out["generate"]]
     assert [c.texts for c in out["continuous"]] == [c.texts for c in out["generate"]]
     assert [c.prompt_tokens for c in out["continuous"]] == [c.prompt_tokens for c in out["generate"]]
     assert [c.finish_reasons for c in out["continuous"]] == [c.finish_reasons for c in out["generate"]]

@@ -126,9 +126,13 @@ class LLMConfig:
     threads: int = 0  # torch threads; 0 keeps torch's default
     # transformers: "generate" (model.generate on fixed batches, the default and reference) or
     # "continuous" (shared-prefix reuse, finished rows replaced at once: scoder.models.llm.decoding;
-    # opt-in: its greedy text drifts from generate's after 36-250 tokens on the scoring prompt,
-    # docs/performance.md; sampled outputs differ by design, per-row generators)
+    # greedy outputs equal generate's, docs/performance.md; sampled outputs differ by design,
+    # per-row generators)
     decoder: str = "generate"
+    # continuous: rows decoded together (x n samples); 0 = batch_size. On a CPU a decode step
+    # reads every weight once whatever the row count, so more rows cost little more per step;
+    # batch_size still cuts the call into the cached, seeded batches
+    max_rows: int = 0
     # weights' dtype (transformers, vllm): fp32 | bf16 | auto (bf16 where the device has it natively);
     # see scoder.models.precision. The backend's `precision` attribute says what it resolved to.
     precision: str = "fp32"

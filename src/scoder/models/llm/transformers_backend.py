@@ -212,7 +212,7 @@ class TransformersLLM:
                 on_batch(position, answers[position])  # type: ignore[arg-type]
 
         decoder = Decoder(self.model, self.tokenizer.eos_token_id, self.tokenizer.pad_token_id,
-                          max_rows=max(1, self.config.batch_size) * params.n, prefix_cache=self.prefix_cache,
+                          max_rows=max(1, self.config.max_rows or self.config.batch_size) * params.n, prefix_cache=self.prefix_cache,
                           stop_check=self._stop_check(params.stop))
         sampling = params.temperature > 0
         decoder.run(requests, params.max_tokens, temperature=params.temperature if sampling else 0.0,
