@@ -47,6 +47,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -70,7 +71,7 @@ class ParametricConfig:
     self_term: bool = True  # activeft: R_j includes exp(c_j.c_j / tau), as the authors' code
     renormalize: bool | None = None  # None: paper renormalises theta, activeft differentiates through c = theta/|theta|
     batch_size: int = 8192  # feature rows per similarity block: the memory budget
-    refresh_every: int = 10  # recompute assignments every k iterations; 1 = exact
+    refresh_every: int = 30  # recompute assignments every k iterations; 1 = exact
     neighbors: int = 32  # repulsion over each prototype's k nearest prototypes every step; 0 = all (exact)
     # with neighbors > 0, the other prototypes' part of the repulsion: hold (computed exactly at
     # every refresh and held in between; activeft only) | drop (left out)
@@ -160,7 +161,8 @@ def repulsion_and_grad(theta: torch.Tensor, tau: float, batch_size: int, neighbo
 
 def activeft_repulsion(c: torch.Tensor, tau: float, batch_size: int, self_term: bool, neighbours: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """(log R_j, sum_l P_jl c_l) with R_j = sum_l exp(c_j.c_l / tau) and P_j. = R_j's softmax,
-    in row blocks; over `neighbours[j]` (which hold j itself first when self_term) when given."""
+    in row blocks; over `neighbours[j]` (which hold j itself first when self_term) when given,
+    as sparse products (no m x K x d gather)."""
     m = c.shape[0]
     log_r = torch.empty(m, dtype=c.dtype)
     weighted = torch.empty_like(c)
@@ -173,12 +175,29 @@ def activeft_repulsion(c: torch.Tensor, tau: float, batch_size: int, self_term: 
             lse = torch.logsumexp(sims, dim=1)
             weighted[start : start + len(rows)] = torch.exp(sims - lse[:, None]) @ c
         else:
-            others = c[neighbours[start : start + batch_size]]  # b x K x d
-            sims = torch.einsum("bd,bkd->bk", rows, others) / tau
+            rows_nb = neighbours[start : start + batch_size].sort(dim=1).values  # CSR rows are sorted
+            sims = sampled_products(rows, c, rows_nb) / tau
             lse = torch.logsumexp(sims, dim=1)
-            weighted[start : start + len(rows)] = torch.einsum("bk,bkd->bd", torch.exp(sims - lse[:, None]), others)
+            weighted[start : start + len(rows)] = sparse_rows(torch.exp(sims - lse[:, None]), rows_nb, m) @ c
         log_r[start : start + len(rows)] = lse
     return log_r, weighted
+
+
+def sparse_rows(values: torch.Tensor, columns: torch.Tensor, width: int) -> torch.Tensor:
+    """A b x width CSR matrix holding values[i, k] at column columns[i, k] (columns sorted per row)."""
+    b, k = columns.shape
+    with warnings.catch_warnings():  # CSR is "beta" in torch; sampled_addmm and mm on it are what is used
+        warnings.simplefilter("ignore", UserWarning)
+        return torch.sparse_csr_tensor(torch.arange(0, b * k + 1, k), columns.reshape(-1), values.reshape(-1), size=(b, width))
+
+
+def sampled_products(rows: torch.Tensor, keys: torch.Tensor, columns: torch.Tensor) -> torch.Tensor:
+    """rows[i] . keys[columns[i, k]] as a b x k tensor, without gathering a b x k x d copy of keys
+    (sampled dense-dense product on a CSR pattern; `columns` sorted per row)."""
+    pattern = sparse_rows(torch.ones(columns.shape, dtype=rows.dtype), columns, keys.shape[0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return torch.sparse.sampled_addmm(pattern, rows, keys.T, beta=0.0).values().view(columns.shape)
 
 
 def neighbours_and_far_field(c: torch.Tensor, k: int, tau: float, batch_size: int, self_term: bool) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
