@@ -9,7 +9,7 @@ torch thread count.
 
 1. Real instruction sets (`../shared/data/instructions/`: code_alpaca_2k, about 2K records, and
    the three sets together, about 8.5K), MiniLM instruction embeddings, 10% selected: both run
-   in full; time, and the quality measures of select_quality (coverage on the selection
+   in full, --method-seeds seeds each; time per run, and the quality measures of select_quality (coverage on the selection
    features, coverage on TF-IDF + LSA, MMD^2 x1e3 and cluster KL to the full set) with
    random's mean and sd over --random-seeds seeds.
 2. A seeded 92,000 x 768 Gaussian mixture, 10,000 selected (seed 003's scale): ours in full;
@@ -27,7 +27,7 @@ import json
 import random
 import sys
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -99,17 +99,26 @@ def real_sets(args, theirs, config: ParametricConfig) -> list[dict]:
         n, m = len(texts), max(1, round(args.fraction * len(texts)))
         measure = Measures(features, lsa_features(texts, cache, label.replace(" ", "-")))
         rand = np.stack([measure(select_random(n, m, args.seed + s)) for s in range(args.random_seeds)])
-        (their_pick, _), their_s = timed(lambda: run_theirs(theirs, features, m, args.seed))
-        ours_pick, ours_s = timed(lambda: select_parametric(features, m, config))
-        row = {"set": label, "n": n, "m": m, "their_s": their_s, "ours_s": ours_s, "ratio": their_s / ours_s,
-               "random_mean": rand.mean(0).tolist(), "random_sd": rand.std(0, ddof=1).tolist(),
-               "theirs": measure(their_pick).tolist(), "ours": measure(ours_pick).tolist()}
+        seeds = [args.seed + s for s in range(args.method_seeds)]
+        their_runs = [timed(lambda seed=seed: run_theirs(theirs, features, m, seed)[0]) for seed in seeds]
+        our_runs = [timed(lambda seed=seed: select_parametric(features, m, replace(config, seed=seed))) for seed in seeds]
+        their_s, ours_s = np.mean([t for _, t in their_runs]), np.mean([t for _, t in our_runs])
+        theirs_q = np.stack([measure(pick) for pick, _ in their_runs])
+        ours_q = np.stack([measure(pick) for pick, _ in our_runs])
+        sd = (lambda q: q.std(0, ddof=1).tolist()) if len(seeds) > 1 else (lambda q: [0.0] * q.shape[1])
+        row = {"set": label, "n": n, "m": m, "seeds": seeds, "their_s": float(their_s), "ours_s": float(ours_s),
+               "ratio": float(their_s / ours_s), "random_mean": rand.mean(0).tolist(), "random_sd": rand.std(0, ddof=1).tolist(),
+               "theirs_mean": theirs_q.mean(0).tolist(), "theirs_sd": sd(theirs_q),
+               "ours_mean": ours_q.mean(0).tolist(), "ours_sd": sd(ours_q)}
         rows.append(row)
-        print(f"\n{label}: n={n} m={m}   (cov ^, cov-lsa ^, mmd2 x1e3 v, kl v)", flush=True)
+        print(f"\n{label}: n={n} m={m}, mean ± sd over seeds {seeds} (random: {args.random_seeds} seeds); "
+              f"seconds per run   (cov ^, cov-lsa ^, mmd2 x1e3 v, kl v)", flush=True)
         print(f"{'selector':<22} {'seconds':>8} {'cov':>16} {'cov-lsa':>16} {'mmd2':>16} {'kl':>16}")
-        print(f"{'random':<22} {'':>8} " + " ".join(f"{fmt(a, b):>16}" for a, b in zip(row["random_mean"], row["random_sd"])))
-        print(f"{'theirs':<22} {their_s:>8.1f} " + " ".join(f"{fmt(a):>16}" for a in row["theirs"]))
-        print(f"{'ours (default)':<22} {ours_s:>8.1f} " + " ".join(f"{fmt(a):>16}" for a in row["ours"]), flush=True)
+        for name, seconds, mean, spread in (("random", None, row["random_mean"], row["random_sd"]),
+                                            ("theirs", their_s, row["theirs_mean"], row["theirs_sd"]),
+                                            ("ours (default)", ours_s, row["ours_mean"], row["ours_sd"])):
+            print(f"{name:<22} {'' if seconds is None else f'{seconds:.1f}':>8} "
+                  + " ".join(f"{fmt(a, b):>16}" for a, b in zip(mean, spread)), flush=True)
     return rows
 
 
@@ -133,6 +142,7 @@ def main() -> None:
     parser.add_argument("--data-dir", default="../shared/data/instructions")
     parser.add_argument("--fraction", type=float, default=0.1)
     parser.add_argument("--random-seeds", type=int, default=10)
+    parser.add_argument("--method-seeds", type=int, default=3, help="seeds per selector on the real sets")
     parser.add_argument("--seed", type=int, default=1234)
     parser.add_argument("--n", type=int, default=92000)
     parser.add_argument("--m", type=int, default=10000)

@@ -27,18 +27,20 @@ are written out instead of built by autograd, so no n x m or m x m graph is kept
 similarity is computed in row blocks of `batch_size` (the memory budget); the tests check them
 against autograd of the plain losses.
 
-Speed: the n x m x d assignment k_i is the expensive part. It is recomputed every
-`refresh_every` iterations and held fixed in between (prototypes move by about lr per
-coordinate per step, so assignments change slowly); the per-feature similarities at the held
-assignment, f_i.c_{k_i}, are recomputed every step (n x d). With `neighbors` > 0 the repulsion
+Speed: the n x m x d assignment k_i is the expensive part. It is computed in full every
+`refresh_every` iterations; in between (prototypes move by about lr per coordinate per step, so
+assignments change slowly) each feature's assignment is the best of its `candidates` most
+similar prototypes at the last refresh, re-evaluated at the current prototypes every step
+(n x candidates sparse products; `candidates: 0` holds the refresh's assignment), and the
+similarity at the assignment, f_i.c_{k_i}, is recomputed every step (n x d). With `neighbors` > 0 the repulsion
 uses each prototype's nearest prototypes found at the last refresh (at tau = 0.07,
 exp(s / tau) of one distant prototype is small, but thousands of them are not). With
 `far_field: hold` (the default) the other prototypes' part of the repulsion is computed
 exactly at every refresh, in the same m x m pass that finds the neighbours, and held until the
 next one, so the sum is exact at a refresh and only its far part lags in between; `far_field:
 drop` leaves it out. The m x m work per step (4 s at m = 10,000 on 2 cores) then falls to m x k.
-`refresh_every: 1, neighbors: 0` is the exact algorithm, and so is `refresh_every: 1` with
-`far_field: hold` (tested). The held far field is built for activeft's one-sided repulsion;
+`refresh_every: 1, neighbors: 0` is the exact algorithm, and so are `refresh_every: 1` with
+`far_field: hold` and `candidates: m` (tested). The held far field is built for activeft's one-sided repulsion;
 with `loss: paper` and `far_field: hold` the repulsion runs over all prototypes (exact).
 """
 
@@ -76,6 +78,10 @@ class ParametricConfig:
     # with neighbors > 0, the other prototypes' part of the repulsion: hold (computed exactly at
     # every refresh and held in between; activeft only) | drop (left out)
     far_field: str = "hold"
+    # between refreshes, each feature's assignment is the best of its `candidates` most similar
+    # prototypes at the last refresh, re-evaluated every step (n x candidates work); 0 = the
+    # assignment is held as it was at the refresh
+    candidates: int = 8
     seed: int = 0
 
     def __post_init__(self):
@@ -294,7 +300,8 @@ def optimize_prototypes(
         log.info("loss: paper has no held far field: its repulsion runs over all %d prototypes (far_field: drop "
                  "restricts it to the %d nearest)", m, config.neighbors)
         use_neighbours = hold_far = False
-    neighbours = assigned = far = None
+    use_candidates = config.candidates > 1 and refresh > 1
+    neighbours = assigned = far = candidates = None
     pull = matching = None
     history: list[float] = []
     with torch.no_grad():
@@ -305,10 +312,19 @@ def optimize_prototypes(
                 norm = theta.norm(dim=1, keepdim=True)
                 c = theta / norm
             if step % refresh == 0:
-                assigned, best = assign_blockwise(features, c, config.batch_size)
-                if not activeft:
-                    pull = torch.zeros_like(c).index_add_(0, assigned, features) / (n * config.tau)
-                    matching = -float(best.mean()) / config.tau
+                if use_candidates:
+                    best, candidates = topk_blockwise(features, c, config.candidates, config.batch_size)
+                    assigned, best = candidates[:, 0], best[:, 0]
+                    candidates = candidates.sort(dim=1).values  # CSR rows are sorted
+                else:
+                    assigned, best = assign_blockwise(features, c, config.batch_size)
+            elif use_candidates:  # the best of each feature's candidates at the current prototypes
+                best, position = sampled_products(features, c, candidates).max(dim=1)
+                assigned = candidates.gather(1, position[:, None])[:, 0]
+            if not activeft and (step % refresh == 0 or use_candidates):
+                pull = torch.zeros_like(c).index_add_(0, assigned, features) / (n * config.tau)
+                matching = -float(best.mean()) / config.tau
+            if step % refresh == 0:
                 if use_neighbours:
                     if hold_far:
                         nb, far = neighbours_and_far_field(c, config.neighbors, config.tau, config.batch_size, config.self_term)
