@@ -9,7 +9,8 @@ torch thread count.
 
 1. Real instruction sets (`../shared/data/instructions/`: code_alpaca_2k, about 2K records, and
    the three sets together, about 8.5K), MiniLM instruction embeddings, 10% selected: both run
-   in full, --method-seeds seeds each; time per run, and the quality measures of select_quality (coverage on the selection
+   in full, --method-seeds seeds each, ours from the initial indices theirs drew for the seed
+   (paired); time per run, and the quality measures of select_quality (coverage on the selection
    features, coverage on TF-IDF + LSA, MMD^2 x1e3 and cluster KL to the full set) with
    random's mean and sd over --random-seeds seeds.
 2. A seeded 92,000 x 768 Gaussian mixture, 10,000 selected (seed 003's scale): ours in full;
@@ -100,19 +101,27 @@ def real_sets(args, theirs, config: ParametricConfig) -> list[dict]:
         measure = Measures(features, lsa_features(texts, cache, label.replace(" ", "-")))
         rand = np.stack([measure(select_random(n, m, args.seed + s)) for s in range(args.random_seeds)])
         seeds = [args.seed + s for s in range(args.method_seeds)]
-        their_runs = [timed(lambda seed=seed: run_theirs(theirs, features, m, seed)[0]) for seed in seeds]
-        our_runs = [timed(lambda seed=seed: select_parametric(features, m, replace(config, seed=seed))) for seed in seeds]
+        # paired: ours starts from the initial indices theirs drew for the same seed, so the
+        # difference is what our shortcuts (refresh_every, neighbors, candidates) change
+        their_runs, inits = [], []
+        for seed in seeds:
+            (pick, init), seconds = timed(lambda seed=seed: run_theirs(theirs, features, m, seed))
+            their_runs.append((pick, seconds))
+            inits.append(np.array(init))
+        our_runs = [timed(lambda seed=seed, init=init: select_parametric(features, m, replace(config, seed=seed), init=init))
+                    for seed, init in zip(seeds, inits)]
         their_s, ours_s = np.mean([t for _, t in their_runs]), np.mean([t for _, t in our_runs])
         theirs_q = np.stack([measure(pick) for pick, _ in their_runs])
         ours_q = np.stack([measure(pick) for pick, _ in our_runs])
         sd = (lambda q: q.std(0, ddof=1).tolist()) if len(seeds) > 1 else (lambda q: [0.0] * q.shape[1])
-        row = {"set": label, "n": n, "m": m, "seeds": seeds, "their_s": float(their_s), "ours_s": float(ours_s),
+        overlap = [len(set(a.tolist()) & set(b.tolist())) / m for (a, _), (b, _) in zip(their_runs, our_runs)]
+        row = {"set": label, "n": n, "m": m, "seeds": seeds, "overlap_with_theirs": float(np.mean(overlap)), "their_s": float(their_s), "ours_s": float(ours_s),
                "ratio": float(their_s / ours_s), "random_mean": rand.mean(0).tolist(), "random_sd": rand.std(0, ddof=1).tolist(),
                "theirs_mean": theirs_q.mean(0).tolist(), "theirs_sd": sd(theirs_q),
                "ours_mean": ours_q.mean(0).tolist(), "ours_sd": sd(ours_q)}
         rows.append(row)
         print(f"\n{label}: n={n} m={m}, mean ± sd over seeds {seeds} (random: {args.random_seeds} seeds); "
-              f"seconds per run   (cov ^, cov-lsa ^, mmd2 x1e3 v, kl v)", flush=True)
+              f"seconds per run; ours shares {np.mean(overlap):.1%} of theirs   (cov ^, cov-lsa ^, mmd2 x1e3 v, kl v)", flush=True)
         print(f"{'selector':<22} {'seconds':>8} {'cov':>16} {'cov-lsa':>16} {'mmd2':>16} {'kl':>16}")
         for name, seconds, mean, spread in (("random", None, row["random_mean"], row["random_sd"]),
                                             ("theirs", their_s, row["theirs_mean"], row["theirs_sd"]),
