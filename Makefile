@@ -57,8 +57,10 @@ test-nightly: install
 pipeline-check: install
 	$(BIN)/scoder pipeline check
 
+# the four speed benchmarks of docs/performance.md, one after another, and their ratio table
 bench: install
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python benchmarks/pool_throughput.py
+	PATH="$(CURDIR)/$(BIN):$$PATH" HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/run_all.py \
+	  --out benchmarks/results/speed.json --markdown benchmarks/results/speed.md
 
 bench-llm: install
 	PATH="$(CURDIR)/$(BIN):$$PATH" HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/llm_throughput.py

@@ -64,3 +64,40 @@ def test_snippet_records_follow_the_data_contract(corpus):
     for snippet in result.snippets:
         assert {"id", "code", "source", "category", "meta", "imports"} <= set(snippet)
         assert len(snippet["id"]) == 16
+
+
+def _rglob_listing(config: PoolConfig):
+    """list_python_files as it was: sorted(root.rglob("*.py")) then the filters."""
+    import fnmatch
+
+    from scoder.bootstrap.pool.sources import source_root
+
+    root = source_root(config)
+    if root.is_file():
+        return root.parent, [root]
+    files = []
+    for path in sorted(root.rglob("*.py")):
+        if "site-packages" in path.parts:
+            continue
+        if any(fnmatch.fnmatch(path.relative_to(root).as_posix(), pattern) for pattern in config.exclude_globs):
+            continue
+        files.append(path)
+        if config.max_files and len(files) >= config.max_files:
+            break
+    return root, files
+
+
+def test_listing_equals_sorted_rglob(tmp_path):
+    for rel in ["x.py", "a/y.py", "a/b/z.py", "site-packages/x/q.py", "c/site-packages/w.py", "Z/A.py", "a_b/k.py",
+                "a/B.PY", ".h.py", "real.py/in.py", "sub/site-packages.py/m.py", "a-b/n.py", "A/m.py"]:
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text("x = 1\n")
+    (tmp_path / "link_dir.py").symlink_to(tmp_path / "a")  # a symlinked directory named *.py
+    (tmp_path / "linkdir").symlink_to(tmp_path / "a")  # not followed
+    (tmp_path / "link.py").symlink_to(tmp_path / "x.py")
+    (tmp_path / "broken.py").symlink_to(tmp_path / "nowhere")
+    for source in (tmp_path, tmp_path / "a", tmp_path / "x.py", tmp_path / "site-packages"):
+        for config in (PoolConfig(source=str(source)), PoolConfig(source=str(source), max_files=3),
+                       PoolConfig(source=str(source), exclude_globs=["a/*", "*/b/*"])):
+            assert list_python_files(config) == _rglob_listing(config)
+    assert len(list_python_files(PoolConfig(source=str(tmp_path)))[1]) == 15  # dirs named *.py and symlinks too

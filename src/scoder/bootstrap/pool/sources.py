@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import fnmatch
+import os
+import re
 import sysconfig
 from pathlib import Path
 from typing import Iterator
@@ -21,19 +23,37 @@ def source_root(config: PoolConfig) -> Path:
     return root
 
 
+def _rglob_parts(root: Path, pattern: str) -> list[tuple[str, ...]]:
+    """The relative parts of what `root.rglob(pattern)` yields, sorted as Paths sort, without
+    descending into site-packages (nothing under it is kept): every entry whose name matches,
+    in `root` and in every directory below it that is not a symlink, as pathlib walks them
+    (os.walk lists the same entries and does not follow symlinked directories either); the
+    stdlib's site-packages alone made rglob take 0.4 s."""
+    match = re.compile(fnmatch.translate(pattern)).fullmatch
+    found = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        base = Path(dirpath).relative_to(root).parts
+        found.extend(base + (name,) for name in dirnames + filenames if match(name))
+        dirnames[:] = [name for name in dirnames if name != "site-packages"]
+    found.sort()
+    return found
+
+
 def list_python_files(config: PoolConfig) -> tuple[Path, list[Path]]:
     """Sorted .py files under the source directory, after exclusions and `max_files`."""
     root = source_root(config)
     if root.is_file():
         return root.parent, [root]
     files = []
-    for path in sorted(root.rglob("*.py")):
-        rel = path.relative_to(root).as_posix()
-        if "site-packages" in path.parts:
+    if "site-packages" in root.parts:
+        return root, files
+    for parts in _rglob_parts(root, "*.py"):
+        rel = "/".join(parts)
+        if "site-packages" in parts:
             continue
         if any(fnmatch.fnmatch(rel, pattern) for pattern in config.exclude_globs):
             continue
-        files.append(path)
+        files.append(root.joinpath(*parts))
         if config.max_files and len(files) >= config.max_files:
             break
     return root, files
