@@ -12,10 +12,16 @@ is V(d) = cos(proj(g~_d), mean_j proj(g_j) / ||proj(g_j)||) (eq. 4): the mean is
 *normalized* projected D_p gradients, as LESS does, so a few long or badly fitted D_p
 samples with large gradients cannot dominate the target direction.
 
-Per-sample gradients come from one batched forward/backward: every LoRA matrix is a bias-free
-nn.Linear, so the gradient of sample i is sum_t dy_{i,t} x_{i,t}^T over its own tokens,
-from hooks on the layer's input and output gradient (padding positions carry zero output
-gradient). The batch-1 loop is kept as the reference implementation.
+Three ways to the same features (`method`): `loop`, the reference, takes each sample's
+gradient with autograd at batch 1 and projects every batch with a freshly generated matrix;
+`batched` takes a batch's per-sample gradients from one forward/backward (every LoRA matrix
+is a bias-free nn.Linear, so the gradient of sample i is sum_t dy_{i,t} x_{i,t}^T over its
+own tokens, from hooks on the layer's input and output gradient; padding positions carry zero
+output gradient); `fast`, the default (scoder.bootstrap.influence_fast), projects a whole
+shard at once with the matrix generated once per process and kept as bits, and takes the
+gradients one sample at a time on the CPU (batches of similar length elsewhere). Their
+features agree to float32 rounding (tests/bootstrap/test_influence_speed_paths.py; speed and
+profile: benchmarks/influence_speed.py).
 
 Features are written in shards of `shard_batches` fixed batches (batch k always holds the
 same samples), so a killed run resumes at the first missing shard, and `shard i/n` runs
@@ -27,9 +33,11 @@ from __future__ import annotations
 import json
 import logging
 import math
+import time
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -47,16 +55,65 @@ class FeatureConfig:
     seed: int = 1234  # of the projection
     batch_size: int = 8
     max_length: int = 768
-    shard_batches: int = 4  # batches per shard file
-    block_rows: int = 65536  # projection rows generated at a time
-    projection_cache_mb: int = 1024  # keep the generated blocks in memory up to this size
-    method: str = "batched"  # batched (hooks) | loop (batch 1, the reference)
+    shard_batches: int = 4  # batches per shard file (method fast: the samples projected together)
+    block_rows: int = 65536  # projection rows generated at a time (from their own generator)
+    # keep the generated matrix in memory up to this size (loop, batched: int8 signs;
+    # fast: bits, D * proj_dim / 8 bytes), else regenerate it for every projection
+    projection_cache_mb: int = 1024
+    # fast (shard at a time, see scoder.bootstrap.influence_fast) | batched (hooks, per batch)
+    # | loop (batch 1 and a projection per batch: the reference)
+    method: str = "fast"
     # fp32 | bf16 (autocast of the forward/backward; weights, gradients and projection stay fp32)
     # | auto (bf16 where the device has it natively, see scoder.models.precision)
     precision: str = "fp32"
 
     def __post_init__(self):
         check_precision(self.precision, "influence.precision")
+        check_method(self.method)
+
+
+METHODS = ("fast", "batched", "loop")
+
+
+def check_method(method: str) -> str:
+    if method not in METHODS:
+        raise ValueError(f"unknown influence.method '{method}' (expected one of: {', '.join(METHODS)})")
+    return method
+
+
+# --- where the time goes -------------------------------------------------------------------
+
+class Profile:
+    """Wall seconds per named step of the feature computation (benchmarks/influence_speed.py)."""
+
+    def __init__(self):
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def step(self, name: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
+
+
+_profile: Profile | None = None
+
+
+def timed(name: str):
+    """Time the block under `name` while `profiling()` is active (otherwise nothing)."""
+    return _profile.step(name) if _profile is not None else nullcontext()
+
+
+@contextmanager
+def profiling() -> Iterator[Profile]:
+    global _profile
+    previous, _profile = _profile, Profile()
+    try:
+        yield _profile
+    finally:
+        _profile = previous
 
 
 # --- model and data ----------------------------------------------------------------------
@@ -152,18 +209,22 @@ def batched_gradients(model, batch: dict[str, torch.Tensor], bf16: bool = False)
         handles.append(module.register_forward_hook(lambda mod, args, out, name=name: capture(mod, args, out, name)))
     try:
         model.zero_grad(set_to_none=True)
-        losses = response_losses(model, batch, bf16)
-        # only the hooked output gradients are needed, not the parameters' .grad
-        torch.autograd.backward(torch.nansum(losses), inputs=[p for _, p in params])
+        with timed("gradient: forward"):
+            losses = response_losses(model, batch, bf16)
+        with timed("gradient: backward"):
+            # only the hooked output gradients are needed, not the parameters' .grad
+            torch.autograd.backward(torch.nansum(losses), inputs=[p for _, p in params])
     finally:
         for handle in handles:
             handle.remove()
-    parts = []
-    for name, _ in params:
-        x, dy = inputs[name].float(), out_grads[name].float()
-        parts.append(torch.einsum("bto,bti->boi", dy, x).reshape(x.shape[0], -1))
+    with timed("gradient: per-sample assembly"):
+        parts = []
+        for name, _ in params:
+            x, dy = inputs[name].float(), out_grads[name].float()
+            parts.append(torch.einsum("bto,bti->boi", dy, x).reshape(x.shape[0], -1))
+        grads = torch.cat(parts, dim=1)
     model.zero_grad(set_to_none=True)
-    return torch.cat(parts, dim=1), losses.detach()
+    return grads, losses.detach()
 
 
 def loop_gradients(model, batch: dict[str, torch.Tensor], bf16: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
@@ -174,9 +235,12 @@ def loop_gradients(model, batch: dict[str, torch.Tensor], bf16: bool = False) ->
         length = int(batch["attention_mask"][i].sum())
         one = {k: v[i : i + 1, :length] for k, v in batch.items()}
         model.zero_grad(set_to_none=True)
-        loss = response_losses(model, one, bf16)[0]
-        loss.backward()
-        rows.append(torch.cat([p.grad.reshape(-1).float() if p.grad is not None else torch.zeros(p.numel(), device=p.device) for _, p in params]))
+        with timed("gradient: forward"):
+            loss = response_losses(model, one, bf16)[0]
+        with timed("gradient: backward"):
+            loss.backward()
+        with timed("gradient: per-sample assembly"):
+            rows.append(torch.cat([p.grad.reshape(-1).float() if p.grad is not None else torch.zeros(p.numel(), device=p.device) for _, p in params]))
         losses.append(loss.detach())
     model.zero_grad(set_to_none=True)
     return torch.stack(rows), torch.stack(losses)
@@ -215,7 +279,8 @@ class RademacherProjection:
             return self._blocks[index]
         rows = min(self.block_rows, self.dim - index * self.block_rows)
         generator = torch.Generator().manual_seed(self.seed * 1_000_003 + index)
-        signs = torch.randint(0, 2, (rows, self.proj_dim), generator=generator, dtype=torch.int8) * 2 - 1
+        with timed("projection: sign generation"):
+            signs = torch.randint(0, 2, (rows, self.proj_dim), generator=generator, dtype=torch.int8) * 2 - 1
         if self.keep:
             self._blocks[index] = signs
         return signs
@@ -226,8 +291,11 @@ class RademacherProjection:
         out = torch.zeros(x.shape[0], self.proj_dim, dtype=torch.float64)
         for index in range(math.ceil(self.dim / self.block_rows)):
             start = index * self.block_rows
-            block = self.block(index).to(torch.float32)
-            out += (x[:, start : start + block.shape[0]].to(torch.float32) @ block).to(torch.float64)
+            signs = self.block(index)
+            with timed("projection: int8 to float32 signs"):
+                block = signs.to(torch.float32)
+            with timed("projection: matmul"):
+                out += (x[:, start : start + block.shape[0]].to(torch.float32) @ block).to(torch.float64)
         return (out / math.sqrt(self.proj_dim)).to(torch.float32)
 
 
@@ -256,10 +324,15 @@ def compute_features(model, tokenizer, examples: Sequence[dict], config: Feature
     out_dir.mkdir(parents=True, exist_ok=True)
     names = [n for n, _ in trainable_parameters(model)]
     dim = sum(p.numel() for _, p in trainable_parameters(model))
-    projection = RademacherProjection(dim, config.proj_dim, config.seed, config.block_rows, config.projection_cache_mb)
+    fast = check_method(config.method) == "fast"
+    if fast:  # the shard's samples in one projection pass over a bit-packed matrix made once per process
+        from scoder.bootstrap.influence_fast import PackedRademacherProjection, shard_gradients
+
+        projection = PackedRademacherProjection.shared(dim, config.proj_dim, config.seed, config.block_rows,
+                                                       config.projection_cache_mb)
+    else:
+        projection = RademacherProjection(dim, config.proj_dim, config.seed, config.block_rows, config.projection_cache_mb)
     state = flat_adam_state(adam, names) if adam else None
-    if config.method not in ("batched", "loop"):
-        raise ValueError(f"unknown influence.method '{config.method}' (expected batched or loop)")
     gradients = batched_gradients if config.method == "batched" else loop_gradients
     device = next(model.parameters()).device
     precision = resolve_precision(config.precision, device.type)
@@ -271,19 +344,35 @@ def compute_features(model, tokenizer, examples: Sequence[dict], config: Feature
     todo = [k for k in mine if not files[k].exists()]
     log.info("gradient features: %d samples, %d batches, %d shards (%d for this process, %d already done), D=%d -> %d",
              len(examples), len(batches), len(files), len(mine), len(mine) - len(todo), dim, config.proj_dim)
+
+    def transform(grads: torch.Tensor) -> torch.Tensor:
+        # the projection and the Adam state live on the CPU (blocks of the matrix are cached there)
+        grads = grads.float().cpu()
+        if state is None:
+            return grads
+        with timed("adam transform"):
+            return adam_transform(grads, state[0], state[1], adam["betas"], adam["eps"])
+
     for k in tqdm(todo, desc="gradient features", unit="shard"):
         features, losses, ids = [], [], []
-        for b in batches[k * config.shard_batches : (k + 1) * config.shard_batches]:
-            encoded = [encode_example(tokenizer, examples[i], config.max_length) for i in b]
-            batch = {name: tensor.to(device) for name, tensor in _collate(encoded, pad_id).items()}
-            grads, batch_losses = gradients(model, batch, precision == "bf16")
-            # the projection and the Adam state live on the CPU (blocks of the matrix are cached there)
-            grads, batch_losses = grads.float().cpu(), batch_losses.float().cpu()
-            if state is not None:
-                grads = adam_transform(grads, state[0], state[1], adam["betas"], adam["eps"])
-            features.append(projection(grads).numpy())
-            losses.append(batch_losses.numpy())
-            ids.extend(str(examples[i].get("id")) for i in b)
+        shard_batches = batches[k * config.shard_batches : (k + 1) * config.shard_batches]
+        if fast:  # the whole shard: its content depends on its samples only, never on the process
+            members = [i for b in shard_batches for i in b]
+            encoded = [encode_example(tokenizer, examples[i], config.max_length) for i in members]
+            # one sample at a time on the CPU (batches measured no faster there), batches elsewhere
+            forward_batch = 1 if device.type == "cpu" else config.batch_size
+            grads, shard_losses = shard_gradients(model, encoded, pad_id, forward_batch, precision == "bf16")
+            features.append(projection(transform(grads)).numpy())
+            losses.append(shard_losses.float().cpu().numpy())
+            ids.extend(str(examples[i].get("id")) for i in members)
+        else:
+            for b in shard_batches:
+                encoded = [encode_example(tokenizer, examples[i], config.max_length) for i in b]
+                batch = {name: tensor.to(device) for name, tensor in _collate(encoded, pad_id).items()}
+                grads, batch_losses = gradients(model, batch, precision == "bf16")
+                features.append(projection(transform(grads)).numpy())
+                losses.append(batch_losses.float().cpu().numpy())
+                ids.extend(str(examples[i].get("id")) for i in b)
         tmp = files[k].with_name(files[k].name + ".tmp.npz")
         np.savez(tmp, features=np.concatenate(features), losses=np.concatenate(losses), ids=np.array(ids))
         tmp.replace(files[k])  # atomic: a killed run never leaves a half shard
@@ -293,10 +382,10 @@ def compute_features(model, tokenizer, examples: Sequence[dict], config: Feature
 
 def features_fingerprint(model, examples: Sequence[dict], config: FeatureConfig, adam_aware: bool) -> str:
     """What a shard's content depends on: the feature settings, the examples (in order), the
-    reference model's trainable weights and the code computing them (this module: DVC reruns
-    the stage when it changes, and shards of the old code must not come back). Shards with
-    another fingerprint are never reused. The precision enters as it resolved on this device
-    (an `auto` run on another CPU may differ)."""
+    reference model's trainable weights and the code computing them (this module and
+    influence_fast: DVC reruns the stage when they change, and shards of the old code must not
+    come back). Shards with another fingerprint are never reused. The precision enters as it
+    resolved on this device (an `auto` run on another CPU may differ)."""
     import hashlib
     from dataclasses import asdict
 
@@ -307,7 +396,9 @@ def features_fingerprint(model, examples: Sequence[dict], config: FeatureConfig,
     settings.pop("ray", None)
     device = next(model.parameters()).device
     settings["precision"] = resolve_precision(settings["precision"], device.type)
-    code = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()
+    from scoder.bootstrap import influence_fast
+
+    code = hashlib.sha256(b"".join(Path(f).read_bytes() for f in (__file__, influence_fast.__file__))).hexdigest()
     digest = hashlib.sha256(json.dumps({"config": settings, "adam_aware": adam_aware, "code": code},
                                        sort_keys=True).encode())
     digest.update(json.dumps(list(examples), sort_keys=True, default=str).encode())
