@@ -34,6 +34,16 @@ BENCHMARKS = {
 }
 
 
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def rows_of(result: dict | list) -> list[dict]:
     """A benchmark's JSON is one row (a dict), a list of rows, or a dict with `rows`."""
     if isinstance(result, list):
@@ -47,7 +57,7 @@ def cell(value, digits: int = 1) -> str:
     if value is None:
         return "n/a"
     if isinstance(value, float):
-        return f"{value:,.{digits}f}"
+        return f"{value:,.{digits}f}" if abs(value) >= 10 or value == 0 else f"{value:.3g}"
     return str(value)
 
 
@@ -92,7 +102,7 @@ def main() -> None:
 
     env = {**os.environ, "HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "1"), "OMP_WAIT_POLICY": "PASSIVE"}
     capability = torch.backends.cpu.get_cpu_capability()
-    machine = (f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch CPU capability {capability}, "
+    machine = (f"{cpu_model()}, {os.cpu_count()} CPUs, torch CPU capability {capability}, "
                f"torch {torch.__version__}, Python {platform.python_version()}, {dt.date.today().isoformat()}")
     rows, failed = [], []
     with tempfile.TemporaryDirectory(prefix="scoder-bench-") as folder:
