@@ -115,6 +115,11 @@ class Measures:
         return np.array([coverage(self.features, selected), coverage(self.lsa, selected), 1e3 * self.mmd2(selected), self.kl(selected)])
 
 
+# their main()'s defaults (max_iter 300 given by the caller)
+THEIR_ARGS = dict(temperature=0.07, init="random", distance="euclidean", balance=1.0, slice=20000,
+                  lr=0.001, scheduler="none")
+
+
 def load_theirs(repo: str):
     """Their select.py / utils.py from the bare mirror, importable on CPU."""
     folder = Path(tempfile.mkdtemp(prefix="efficode-select-"))
@@ -137,8 +142,7 @@ def load_theirs(repo: str):
 
 
 def run_theirs(module, features: np.ndarray, m: int, seed: int) -> tuple[np.ndarray, list[int]]:
-    args = SimpleNamespace(temperature=0.07, init="random", distance="euclidean", balance=1.0, slice=20000,
-                           lr=0.001, scheduler="none", max_iter=300)
+    args = SimpleNamespace(**THEIR_ARGS, max_iter=300)
     random.seed(seed)
     init = random.sample(list(range(len(features))), m)  # what SampleModel.init_centroids draws
     random.seed(seed)

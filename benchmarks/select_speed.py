@@ -36,7 +36,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from select_quality import Measures, load_theirs, lsa_features, run_theirs  # noqa: E402
+from select_quality import THEIR_ARGS, Measures, load_theirs, lsa_features, run_theirs  # noqa: E402
 
 from scoder.models.features import encode_cached, instruction_text  # noqa: E402
 from scoder.subset.baselines import select_random  # noqa: E402
@@ -47,8 +47,6 @@ REAL_SETS = {
     "code_alpaca_2k": ["code_alpaca_2k"],
     "all three sets": ["code_alpaca_2k", "evol-codealpaca-2k-1", "new_codealpaca"],
 }
-THEIR_ARGS = dict(temperature=0.07, init="random", distance="euclidean", balance=1.0, slice=20000,
-                  lr=0.001, scheduler="none")
 
 
 def mixture(n: int, dim: int, centers: int, seed: int) -> np.ndarray:

@@ -318,13 +318,6 @@ def optimize_prototypes(
                     candidates = candidates.sort(dim=1).values  # CSR rows are sorted
                 else:
                     assigned, best = assign_blockwise(features, c, config.batch_size)
-            elif use_candidates:  # the best of each feature's candidates at the current prototypes
-                best, position = sampled_products(features, c, candidates).max(dim=1)
-                assigned = candidates.gather(1, position[:, None])[:, 0]
-            if not activeft and (step % refresh == 0 or use_candidates):
-                pull = torch.zeros_like(c).index_add_(0, assigned, features) / (n * config.tau)
-                matching = -float(best.mean()) / config.tau
-            if step % refresh == 0:
                 if use_neighbours:
                     if hold_far:
                         nb, far = neighbours_and_far_field(c, config.neighbors, config.tau, config.batch_size, config.self_term)
@@ -332,6 +325,12 @@ def optimize_prototypes(
                         _, nb = topk_blockwise(c, c, config.neighbors + 1, config.batch_size)
                     # the most similar is the prototype itself: kept as activeft's self term
                     neighbours = nb if activeft and config.self_term else nb[:, 1:]
+            elif use_candidates:  # the best of each feature's candidates at the current prototypes
+                best, position = sampled_products(features, c, candidates).max(dim=1)
+                assigned = candidates.gather(1, position[:, None])[:, 0]
+            if not activeft and (step % refresh == 0 or use_candidates):
+                pull = torch.zeros_like(c).index_add_(0, assigned, features) / (n * config.tau)
+                matching = -float(best.mean()) / config.tau
             if activeft:
                 value, grad = activeft_value_and_grad(features, c, assigned, config, neighbours, far)
             else:

@@ -260,11 +260,12 @@ class Decoder:
             return layers, mask, lengths, logits
         full, first_logits = first  # prompts[0]'s own pass, placed as row 0 of the same layout
         own = len(suffixes[0])
-        placed = []
-        for index, (k, v) in enumerate(full):
-            k0 = torch.cat([k[:, :, :start], k.new_zeros((1, k.shape[1], width - own, k.shape[3])), k[:, :, start:]], dim=2)
-            v0 = torch.cat([v[:, :, :start], v.new_zeros((1, v.shape[1], width - own, v.shape[3])), v[:, :, start:]], dim=2)
-            placed.append((torch.cat([k0, layers[index][0]]), torch.cat([v0, layers[index][1]])) if layers else (k0, v0))
+        def row0(t: torch.Tensor) -> torch.Tensor:  # prefix, holes, own suffix (right-aligned)
+            return torch.cat([t[:, :, :start], t.new_zeros((1, t.shape[1], width - own, t.shape[3])), t[:, :, start:]], dim=2)
+
+        placed = [(row0(k), row0(v)) for k, v in full]
+        if layers:
+            placed = [(torch.cat([k0, k]), torch.cat([v0, v])) for (k0, v0), (k, v) in zip(placed, layers)]
         logits = torch.cat([first_logits, logits]) if logits is not None else first_logits
         return placed, mask, lengths, logits
 
