@@ -148,7 +148,9 @@ def test_a_launcher_that_is_not_a_command_line_is_named(tmp_path):
 WAITING_LAUNCHER = '''
 import os, signal, sys, time
 def stop(signum, frame):
-    open("launcher.signal", "w").write(str(signum))
+    # written then renamed: the test polls for the name, and must never read a half-written file
+    open("launcher.signal.tmp", "w").write(str(signum))
+    os.replace("launcher.signal.tmp", "launcher.signal")
     sys.exit(128 + signum)
 signal.signal(signal.SIGTERM, stop)
 open("launcher.pid", "w").write(str(os.getpid()))
