@@ -67,6 +67,23 @@ def test_declared_code_deps_equal_the_import_closure_found_by_modulefinder(repo_
         assert declared == modulefinder_closure(repo_root / stage.script, repo_root / "src"), stage.name
 
 
+def test_experiment_pipelines_declare_their_import_closure_relative_to_their_folder(repo_root):
+    from scoder.core.pipeline import experiment_folders
+
+    folders = experiment_folders(repo_root)
+    assert [f.name for f in folders] == ["validity"]
+    for folder in folders:
+        stages = yaml.safe_load((folder / "dvc.yaml").read_text())["stages"]
+        for stage in load_stages(folder / "stages"):
+            body = stages[stage.name].get("do", stages[stage.name])
+            declared = {(folder / d).resolve().relative_to(repo_root.resolve()).as_posix() for d in body["deps"]
+                        if d.startswith("../../src/") and d.endswith(".py")}
+            assert declared == modulefinder_closure(folder / stage.script, repo_root / "src"), (folder.name, stage.name)
+            for dep in body["deps"]:  # every dep resolves inside the repository (no path to a sibling checkout)
+                if "${" not in dep:
+                    assert (folder / dep).resolve().is_relative_to(repo_root.resolve()), dep
+
+
 def _dvc(args, cwd):
     out = subprocess.run([str(BIN / "dvc"), *args], cwd=cwd, capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr

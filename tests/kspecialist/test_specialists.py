@@ -145,3 +145,25 @@ def test_batched_and_online_modes_give_identical_greedy_outputs(trained_speciali
     assert batched.routed == online.routed and sorted(batched.routed) == [2, 2]
     with pytest.raises(ValueError, match="unknown specialist mode"):
         SpecialistLLM(folder, engine, "streaming")
+
+
+@pytest.mark.slow
+def test_routed_nll_is_each_query_under_its_own_specialist(trained_specialists):
+    from scoder.models.llm.base import LLMConfig, load_llm
+    from scoder.kspecialist.specialists import SpecialistLLM
+
+    folder, manifest = trained_specialists
+    queries = ["Write a function that reverses a string.", "Write a function that returns the factorial of n.",
+               "Count vowels in 'banana'."]
+    prompts = [f"Task: {q}\n" for q in queries]
+    texts = [p + "ANSWER-STRINGS: strings strings strings" for p in prompts]
+    engine = LLMConfig(batch_size=1, use_cache=False)
+    routed = SpecialistLLM(folder, engine, "batched")
+    values = routed.response_nll(prompts, texts, 128, queries)
+    clusters = routed.router.route(queries)
+    for value, cluster, prompt, text in zip(values, clusters, prompts, texts):
+        adapter = str(folder / manifest["clusters"][int(cluster)]["adapter"])
+        alone = load_llm(LLMConfig(adapter=adapter, batch_size=1, use_cache=False)).response_nll([prompt], [text], 128)[0]
+        assert value == pytest.approx(alone, rel=1e-5)
+    # the string specialist finds the string answer likelier than the number specialist does
+    assert len(set(clusters.tolist())) == 2

@@ -68,9 +68,12 @@ def _imported_modules(file: Path, module: str | None) -> set[str]:
     return {name for name in found if name == PACKAGE or name.startswith(PACKAGE + ".")}
 
 
-def import_closure(script: str | Path, src: str | Path = "src") -> list[str]:
+def import_closure(script: str | Path, src: str | Path = "src", relative_to: str | Path | None = None) -> list[str]:
     """The package files `script` can execute through imports, plus the data files beside
-    the imported modules of a package folder; repository-relative, sorted."""
+    the imported modules of a package folder; sorted, relative to `relative_to` (default: the
+    folder holding `src`, the repository root; an experiment's pipeline folder gets ../../src/...)."""
+    import os
+
     src = Path(src)
     seen: dict[str, Path] = {}
     todo = list(_imported_modules(Path(script), None))
@@ -92,7 +95,9 @@ def import_closure(script: str | Path, src: str | Path = "src") -> list[str]:
             files.update(p for p in file.parent.iterdir()
                          if p.is_file() and p.suffix not in (".py", ".pyc") and not p.name.startswith(".")
                          and (visible is None or p.resolve() in visible))
-    return sorted(f.relative_to(src.parent).as_posix() for f in files)
+    if relative_to is None:
+        return sorted(f.relative_to(src.parent).as_posix() for f in files)
+    return sorted(Path(os.path.relpath(f.resolve(), Path(relative_to).resolve())).as_posix() for f in files)
 
 
 def _git_visible(folder: Path) -> set[Path] | None:
@@ -107,7 +112,7 @@ def _git_visible(folder: Path) -> set[Path] | None:
     return {(folder / line).resolve() for line in out.stdout.splitlines() if line}
 
 
-def _dvc_stage(stage: Stage, root: Path) -> dict:
+def _dvc_stage(stage: Stage, root: Path, src: Path) -> dict:
     cmd = [f"python {stage.script}"]
     if stage.foreach:
         cmd.append("--key ${key}")
@@ -116,7 +121,7 @@ def _dvc_stage(stage: Stage, root: Path) -> dict:
     if stage.metrics:
         cmd.append(f"--metrics {stage.metrics}")
     body: dict = {"cmd": " ".join(cmd)}
-    body["deps"] = [stage.script, *import_closure(root / stage.script, root / "src"), *[i.path for i in stage.inputs]]
+    body["deps"] = [stage.script, *import_closure(root / stage.script, src, relative_to=root), *[i.path for i in stage.inputs]]
     if stage.declared_params():
         body["params"] = list(stage.declared_params())
     outs = []
@@ -186,9 +191,17 @@ def pipeline_order(stages: list[Stage], params: dict | None = None) -> list[Stag
     return ordered
 
 
-def dvc_yaml(stages: list[Stage], root: str | Path = ".", params: dict | None = None) -> str:
-    """`stages` with script paths relative to the repository `root`."""
-    body = {"stages": {s.name: _dvc_stage(s, Path(root)) for s in pipeline_order(stages, params)}, "plots": PLOTS}
+def dvc_yaml(stages: list[Stage], root: str | Path = ".", params: dict | None = None, src: str | Path | None = None,
+             plots: list | None = None) -> str:
+    """`stages` with script paths relative to the pipeline folder `root` (the repository root,
+    or an experiment's folder whose package sources are `src`)."""
+    root = Path(root)
+    body: dict = {"stages": {s.name: _dvc_stage(s, root, Path(src) if src else root / "src")
+                             for s in pipeline_order(stages, params)}}
+    if plots is None and src is None:
+        plots = PLOTS
+    if plots:
+        body["plots"] = plots
     return HEADER + yaml.safe_dump(body, sort_keys=False, width=120, default_flow_style=False)
 
 
@@ -211,14 +224,21 @@ def readme_with_table(readme: str, table: str) -> str:
     return f"{head}{start}\n{table}\n{end}{tail}"
 
 
-def generate(root: str | Path = ".", write: bool = False) -> list[str]:
-    """Regenerate dvc.yaml and the README table; returns the files that differ (written if
-    `write`)."""
-    root = Path(root)
+# experiment pipelines of their own (a folder with stages/, params.yaml, README.md), run with
+# `dvc repro <folder>/dvc.yaml`; their stages import the same package
+EXPERIMENTS = "experiments"
+
+
+def experiment_folders(root: str | Path = ".") -> list[Path]:
+    base = Path(root) / EXPERIMENTS
+    return sorted(p for p in base.iterdir() if (p / "stages").is_dir()) if base.is_dir() else []
+
+
+def _generate_one(root: Path, src: Path | None, write: bool) -> list[str]:
     stages = load_stages(root / "stages")
     stages = [_relative(s, root) for s in stages]
     params = yaml.safe_load((root / "params.yaml").read_text(encoding="utf-8")) if (root / "params.yaml").exists() else None
-    wanted = {"dvc.yaml": dvc_yaml(stages, root, params)}
+    wanted = {"dvc.yaml": dvc_yaml(stages, root, params, src=src)}
     readme = (root / "README.md").read_text(encoding="utf-8")
     wanted["README.md"] = readme_with_table(readme, stage_table(stages, params))
     drift = []
@@ -228,6 +248,18 @@ def generate(root: str | Path = ".", write: bool = False) -> list[str]:
             drift.append(name)
             if write:
                 path.write_text(text, encoding="utf-8")
+    return drift
+
+
+def generate(root: str | Path = ".", write: bool = False) -> list[str]:
+    """Regenerate dvc.yaml and the README table of the pipeline at `root` and of every
+    experiment pipeline under it; returns the files that differ (written if `write`), relative
+    to `root`."""
+    root = Path(root)
+    drift = _generate_one(root, None, write)
+    for folder in experiment_folders(root):
+        prefix = folder.relative_to(root).as_posix()
+        drift += [f"{prefix}/{name}" for name in _generate_one(folder, root / "src", write)]
     return drift
 
 

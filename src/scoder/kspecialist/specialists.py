@@ -187,6 +187,21 @@ class SpecialistLLM:
         return results
 
 
+    def response_nll(self, prompts: Sequence[str], texts: Sequence[str], max_length: int,
+                     queries: Sequence[str] | None = None) -> list[float]:
+        """Mean NLL per token of each text's part after its prompt under the specialist its
+        query routes to (`queries`, default the prompts; one adapter at a time)."""
+        labels = self.router.route(list(queries or prompts)) if prompts else []
+        values: list = [None] * len(prompts)
+        for cluster in sorted({int(label) for label in labels}):
+            members = [i for i, label in enumerate(labels) if label == cluster]
+            self._activate(cluster, keep_others=self.mode == "online")
+            for i, value in zip(members, self.llm.response_nll([prompts[i] for i in members], [texts[i] for i in members],
+                                                               max_length)):
+                values[i] = value
+        return values
+
+
 @dataclass
 class PassSetting:
     k: int = 1

@@ -1,0 +1,1 @@
+"""experiments/validity: selection signals measured against known answers (labelled candidates, AUCs, downstream fine-tunes)."""

@@ -1,0 +1,110 @@
+"""The work of experiments/validity's stages: each selection signal computed with the project's
+own code on labelled candidates (the 10-aspect scorer and execution check of `score@R`, the
+gradient features of `dp_features` / `influence@R`, seed 003's PPL / IFD baselines and its
+parametric selector), then the top k of every signal fine-tuned and measured downstream."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from scoder.subset.parametric import ParametricConfig
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class BaselinesConfig:
+    """The `baselines` params section: seed 003's PPL / IFD under the base model, random, and
+    the parametric selector on sentence features of the instructions."""
+
+    lm: str = "smollm2"
+    lm_batch_size: int = 4
+    max_length: int = 768
+    embed_model: str = "minilm"
+    feature_cache: str = ".cache/scoder/features"
+    seed: int = 1234
+    parametric: ParametricConfig = field(default_factory=ParametricConfig)
+
+
+def training_examples(rows: Sequence[dict]) -> list[dict]:
+    """Chat prompt-completion examples (instruction -> response) of candidates or D_p pairs."""
+    return [{"id": r["id"], "prompt": [{"role": "user", "content": r["instruction"]}],
+             "completion": [{"role": "assistant", "content": r["response"]}]} for r in rows]
+
+
+def aspect_rows(scored: Sequence[dict], weights: Sequence[float] | None) -> list[dict]:
+    """The three aggregates of the ten aspects (eq. 1 with the weights file, composite, mean)
+    and the execution verdict, per candidate; None where the scorer gave no aspects."""
+    from scoder.bootstrap.aspects import aggregate
+
+    rows = []
+    for record in scored:
+        aspects = record.get("aspects")
+        row = {"id": record["id"], "exec_ok": None if "exec_ok" not in record else int(bool(record["exec_ok"])),
+               "exec_reason": record.get("exec_reason")}
+        for name in ("weighted", "composite", "mean"):
+            row[f"score_{name}"] = None if aspects is None else round(aggregate(aspects, name, weights if name == "weighted" else None), 6)
+        rows.append(row)
+    return rows
+
+
+def baseline_rows(candidates: Sequence[dict], config: BaselinesConfig, k: int) -> tuple[list[dict], dict]:
+    from scoder.models.features import encode_cached
+    from scoder.models.llm import LLMConfig, load_llm
+    from scoder.subset.baselines import ifd_scores, response_losses
+    from scoder.subset.parametric import select_parametric
+
+    llm = load_llm(LLMConfig(model=config.lm, use_cache=False))
+    instructions = [c["instruction"] for c in candidates]
+    conditioned, unconditioned = response_losses(llm, instructions, [c["response"] for c in candidates],
+                                                 config.lm_batch_size, config.max_length)
+    ifd = ifd_scores(conditioned, unconditioned)
+    random_scores = np.random.default_rng(config.seed).random(len(candidates))
+    features = encode_cached(instructions, config.embed_model, config.feature_cache)
+    chosen = set(select_parametric(features, k, ParametricConfig(**{**config.parametric.__dict__, "seed": config.seed})).tolist())
+
+    def value(x: float):
+        return None if not np.isfinite(x) else round(float(x), 6)
+
+    rows = [{"id": c["id"], "nll": value(conditioned[i]), "nll_unconditioned": value(unconditioned[i]),
+             "ifd": value(ifd[i]), "random": round(float(random_scores[i]), 8), "parametric": int(i in chosen)}
+            for i, c in enumerate(candidates)]
+    return rows, {"candidates": len(rows), "parametric_selected": len(chosen), "lm": config.lm,
+                  "nll_unscored": int(sum(r["nll"] is None for r in rows))}
+
+
+def merge_signals(candidates: Sequence[dict], *tables: Sequence[dict]) -> list[dict]:
+    """One row per candidate: its label and every signal column; a table missing a candidate is an error."""
+    merged = {c["id"]: {"id": c["id"], "label": c["label"], "corruption": c["corruption"], "source": c["source"]}
+              for c in candidates}
+    for table in tables:
+        seen = set()
+        for row in table:
+            if row["id"] not in merged:
+                raise ValueError(f"signal row for unknown candidate {row['id']}")
+            merged[row["id"]].update({k: v for k, v in row.items() if k != "id"})
+            seen.add(row["id"])
+        missing = sorted(set(merged) - seen)
+        if missing:
+            raise ValueError(f"a signal table lacks {len(missing)} candidates, e.g. {missing[:3]}")
+    return list(merged.values())
+
+
+def problems_nll(llm, problems: Sequence[dict], batch_size: int, max_length: int) -> list[dict]:
+    from scoder.evaluation.benchmarks import solution_nll
+
+    values = solution_nll(llm, list(problems), batch_size, max_length)
+    return [{"task_id": p["task_id"], "nll": round(float(v), 6)} for p, v in zip(problems, values)]
+
+
+def write_manifest(out_dir: Path, base_model: str, method: str, checkpoint: str | None, extra: dict) -> None:
+    import json
+
+    (out_dir / "model.json").write_text(json.dumps({"base_model": base_model, "method": method, "adapter": checkpoint,
+                                                    **extra}, indent=2) + "\n", encoding="utf-8")
+
