@@ -56,7 +56,7 @@ def test_write_report_markdown_and_plot(tmp_path):
     out = write_report(tmp_path / "auc.json", down, meta, ["base", "weighted"], kdir, kmeta, ["1", "4"],
                        tmp_path / "results.md", tmp_path / "results.png", 200, 0)
     text = (tmp_path / "results.md").read_text()
-    assert "| weighted | 0.700 [0.600, 0.800] | 0.90 [0.80, 1.00] | 1/2 | 0 |" in text
+    assert "| weighted | 0.700 [0.600, 0.800] | - | 0.90 [0.80, 1.00] | - | 1/2 | 0 |" in text
     assert "| weighted (weighted) | 1/2 |" in text and "K-Specialist" in text
     assert out["kspecialist"]["4"]["humaneval"]["minus_1"]["mean"] == pytest.approx(0.1 / 3, abs=1e-5)
     assert (tmp_path / "results.png").read_bytes()[:4] == b"\x89PNG"

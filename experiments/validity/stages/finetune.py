@@ -9,8 +9,9 @@ STAGE = Stage(
     "LoRA SFT on one signal's top k, then canonical-solution NLL on all HumanEval+ / MBPP+ tasks",
     foreach="arms",
     config="scoder.training.sft:TrainConfig",
-    params=("arms.${key}", "select.k", "evaluate"),
-    inputs=(Input("table", "data/signals/table.jsonl"), Input("candidates_file", "data/candidates.jsonl")),
+    params=("arms.${key}", "evaluate"),
+    inputs=(Input("selections", "data/signals/top_k.json", help="each signal's top k (the auc stage)"),
+            Input("candidates_file", "data/candidates.jsonl")),
     outputs=(Output("out_dir", "data/downstream/${key}", folder=True),),
     metrics="metrics/finetune/${key}.json",
     paper="validity",
@@ -25,26 +26,32 @@ def work(ctx):
     from scoder.models.llm import load_llm
     from scoder.training.sft import train_sft
     from scoder.validity.experiment import problems_nll, training_examples, write_manifest
-    from scoder.validity.signals import signal_scores, top_k
+    import json
+    from collections import Counter
 
     config, out_dir = ctx.config, ctx.path("out_dir")
     signal = ctx.param(f"arms.{ctx.key}.signal")
-    k = int(ctx.param("select.k"))
     metrics = {"arm": ctx.key, "signal": signal or None}
     checkpoint = None
     if signal:
-        rows = read_jsonl(ctx.path("table"))
+        selections = json.loads(ctx.path("selections").read_text(encoding="utf-8"))
+        if signal not in selections:
+            raise SystemExit(f"arms.{ctx.key}.signal '{signal}' is not among the measured signals ({', '.join(selections)})")
         by_id = {c["id"]: c for c in read_jsonl(ctx.path("candidates_file"))}
-        chosen = [rows[i] for i in top_k(signal_scores(rows, signal), k)]
-        picked = [by_id[r["id"]] for r in chosen]
+        picked = [by_id[i] for i in selections[signal]]
         write_jsonl(out_dir / "selected.jsonl", [{"id": c["id"], "label": c["label"], "corruption": c["corruption"]}
                                                  for c in picked])
         ctx.log.info("%s: fine-tuning %s on the top %d by %s (%d degraded)", ctx.key, config.model, len(picked), signal,
                      sum(c["label"] == 0 for c in picked))
         result = train_sft(training_examples(picked), config, out_dir)
         checkpoint = f"checkpoint-{result['checkpoints'][-1]['checkpoint']}"
+        # what the arm learned from besides its labels: its source mix and size shape the NLL too
         metrics.update(selected=len(picked), selected_degraded=sum(c["label"] == 0 for c in picked),
-                       steps=result["steps"], train_loss=round(result["train_loss"], 6), precision=result["precision"])
+                       selected_by_corruption=dict(sorted(Counter(c["corruption"] for c in picked).items())),
+                       selected_by_source=dict(sorted(Counter(c["source"] for c in picked).items())),
+                       selected_response_chars=sum(len(c["response"]) for c in picked),
+                       dropped_too_long=result["dropped_too_long"], steps=result["steps"],
+                       train_loss=round(result["train_loss"], 6), precision=result["precision"])
     write_manifest(out_dir, config.model, config.method, checkpoint, {"arm": ctx.key, "signal": signal or None})
     evaluation = from_dict(EvaluateConfig, ctx.param("evaluate"), "evaluate")
     prepared, sources = prepare_benchmarks(evaluation, out_dir / "benchmarks")

@@ -1,6 +1,6 @@
 """Validity stage `pass_at_1` (on demand: `make validity-pass1`): greedy pass@1 on every
 HumanEval+ task, through the evaluate stage's path (evalplus prompt, sandboxed tests), for the
-base model, the random arm and the signal arm with the lowest HumanEval+ canonical NLL, and the
+base model, the random arm and the signal arm with the lowest MBPP+ canonical NLL (chosen on other tasks than it is scored on), and the
 routed K-Specialist models named in `pass_at_1.kspecialist`; bootstrap 95% intervals over tasks."""
 
 from scoder.core.stage import Input, Output, Stage, run_stage
@@ -32,14 +32,16 @@ def work(ctx):
     evaluation = replace(evaluation, datasets=list(ctx.param("pass_at_1.datasets")), nll=False)
     report = json.loads(ctx.path("report_metrics").read_text(encoding="utf-8"))
     dataset = evaluation.datasets[0]
-    signal_arms = {arm: entry[dataset]["nll"] for arm, entry in report["downstream"].items()
-                   if arm not in ("base", "random") and dataset in entry}
+    # "best" is chosen on another benchmark's NLL (pass_at_1.choose_by), not on the tasks it is then scored on
+    choose_by = ctx.param("pass_at_1.choose_by")
+    signal_arms = {arm: entry[choose_by]["nll"] for arm, entry in report["downstream"].items()
+                   if arm not in ("base", "random") and choose_by in entry}
     best = min(signal_arms, key=lambda arm: (signal_arms[arm], arm))
     arms = [a if a != "best" else best for a in ctx.param("pass_at_1.arms")]
     prepared, sources = prepare_benchmarks(evaluation, ctx.path("out_dir"))
     if dataset not in prepared:
         raise SystemExit(f"no problem file for {dataset} ({sources}): set HUMANEVAL_OVERRIDE_PATH")
-    metrics = {"best_arm": best, "dataset": dataset, "tasks": len(prepared[dataset].problems), "arms": {}}
+    metrics = {"best_arm": best, "best_chosen_by": f"{choose_by} canonical NLL", "dataset": dataset, "tasks": len(prepared[dataset].problems), "arms": {}}
     samples, seed = int(ctx.param("report.bootstrap")), int(ctx.param("report.seed"))
     models = {arm: None for arm in arms} | {f"kspecialist_{k}": str(k) for k in ctx.param("pass_at_1.kspecialist")}
     for arm, k in models.items():

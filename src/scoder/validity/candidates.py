@@ -7,7 +7,8 @@ seed 003's comparison): real instruction pairs mixed with pairs degraded by know
 - planted_bug: an MBPP solution with one seeded mutation (a comparison, arithmetic or boolean
   operator flipped, a constant moved by one, a returned value replaced) that the sandbox shows
   failing the task's own tests or not running; mutants that still pass are not used;
-- truncated: the response cut at a line boundary at 25-60% of its length;
+- truncated: the response cut at 25-60% of its length, at the last line break when one lies past
+  the first eighth (an answer stopped by a token limit, often inside its code block);
 - boilerplate: a non-answer (a refusal, a placeholder function, generic advice).
 
 Every candidate is drawn from its own source record (a record never appears both real and
@@ -243,6 +244,11 @@ def build_candidates(evol: Sequence[dict], mbpp: Sequence[dict], config: Candida
                 pair = take("mbpp", 1)[0]
                 for kind, code in mutants(pair["code"], rng):
                     result = run_untrusted(_check_program(code, pair["tests"]), config.sandbox)
+                    if result.reason in ("timeout", "output_limit", "protocol", "incomplete"):
+                        # a slow machine can time out a correct mutant: only a failed check or a
+                        # raised error proves the bug
+                        counts[f"mutant_inconclusive:{result.reason}"] += 1
+                        continue
                     if not result.exec_ok:
                         candidates.append(_candidate(pair, mbpp_response(code), corruption, code=code, mutation=kind,
                                                      mutant_fails=result.reason))

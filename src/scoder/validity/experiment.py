@@ -80,11 +80,14 @@ def baseline_rows(candidates: Sequence[dict], config: BaselinesConfig, k: int) -
 
 def merge_signals(candidates: Sequence[dict], *tables: Sequence[dict]) -> list[dict]:
     """One row per candidate: its label and every signal column; a table missing a candidate is an error."""
-    merged = {c["id"]: {"id": c["id"], "label": c["label"], "corruption": c["corruption"], "source": c["source"]}
+    merged = {c["id"]: {"id": c["id"], "label": c["label"], "corruption": c["corruption"], "source": c["source"],
+                        "response_chars": len(c["response"]), "source_is_mbpp": int(c["source"] == "mbpp")}
               for c in candidates}
-    for table in tables:
+    for number, table in enumerate(tables, start=1):
         seen = set()
-        for row in table:
+        for index, row in enumerate(table, start=1):
+            if "id" not in row:
+                raise ValueError(f"signal table {number}, row {index}: no 'id'")
             if row["id"] not in merged:
                 raise ValueError(f"signal row for unknown candidate {row['id']}")
             merged[row["id"]].update({k: v for k, v in row.items() if k != "id"})

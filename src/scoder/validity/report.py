@@ -68,14 +68,22 @@ def markdown(auc: dict, downstream: dict, finetune: dict, kspecialist: dict | No
     signals = auc["signals"]
     kinds = sorted({kind for entry in signals.values() for kind in entry["by_corruption"]})
     lines = [f"Candidates: {auc['candidates']} ({auc['real']} real, {auc['candidates'] - auc['real']} degraded). "
-             "ROC-AUC of real vs degraded with a stratified bootstrap 95% interval; 0.5 is chance.", "",
-             "| signal | AUC | " + " | ".join(f"AUC {k}" for k in kinds) + " | degraded in top k | unscored |",
-             "|---|---|" + "---|" * len(kinds) + "---|---|"]
+             "ROC-AUC of real vs degraded with a bootstrap 95% interval (class sizes kept); 0.5 is chance. "
+             "'within source': computed inside each source dataset (evol, MBPP) and averaged, so a signal that "
+             "only recognises a dataset's style gains nothing; the per-corruption columns are within source too "
+             "(planted bugs exist for MBPP only). Unscored candidates rank last; 'scored only' leaves them out.", "",
+             "| signal | AUC | AUC within source | " + " | ".join(f"AUC {k}" for k in kinds)
+             + " | AUC scored only | degraded in top k | unscored |",
+             "|---|---|---|" + "---|" * len(kinds) + "---|---|---|"]
     for name, entry in signals.items():
         per = [_interval(entry["by_corruption"][k]["auc"], entry["by_corruption"][k]["low"], entry["by_corruption"][k]["high"], 2)
                for k in kinds]
-        lines.append(f"| {name} | {_interval(entry['auc'], entry['auc_low'], entry['auc_high'])} | " + " | ".join(per)
-                     + f" | {entry['top_k_degraded']}/{entry['top_k']} | {entry['unscored']} |")
+        within = (_interval(entry["auc_within_source"], entry["auc_within_source_low"], entry["auc_within_source_high"])
+                  if "auc_within_source" in entry else "-")
+        scored = entry.get("auc_scored_only")
+        lines.append(f"| {name} | {_interval(entry['auc'], entry['auc_low'], entry['auc_high'])} | {within} | "
+                     + " | ".join(per) + f" | {'-' if scored is None else f'{scored:.3f}'} | "
+                     f"{entry['top_k_degraded']}/{entry['top_k']} | {entry['unscored']} |")
     datasets = sorted({d for entry in downstream.values() for d in entry})
     lines += ["", "Downstream: the base model fine-tuned on each signal's top k (same k, same steps); mean NLL per token "
               "of the canonical solutions of every task (lower is better), bootstrap 95% interval over tasks, and the "
