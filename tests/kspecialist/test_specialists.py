@@ -161,6 +161,10 @@ def test_routed_nll_is_each_query_under_its_own_specialist(trained_specialists):
     routed = SpecialistLLM(folder, engine, "batched")
     values = routed.response_nll(prompts, texts, 128, queries)
     clusters = routed.router.route(queries)
+    # the labelled form routes once and returns the routes it used; batches of 1 give the same values
+    one_by_one, labels = routed.routed_response_nll(prompts, texts, 128, queries, batch_size=1)
+    assert labels == [int(c) for c in clusters]
+    assert one_by_one == pytest.approx(values, rel=1e-5)
     for value, cluster, prompt, text in zip(values, clusters, prompts, texts):
         adapter = str(folder / manifest["clusters"][int(cluster)]["adapter"])
         alone = load_llm(LLMConfig(adapter=adapter, batch_size=1, use_cache=False)).response_nll([prompt], [text], 128)[0]

@@ -43,17 +43,14 @@ def work(ctx):
         problems = bench.problems
         # routed by the user message a generation request carries (evalplus' chat prompt)
         queries = [messages[0]["content"] for messages in chat_prompts(problems, evaluation)]
-        values = []
-        for start in range(0, len(problems), evaluation.nll_batch_size):
-            chunk = problems[start : start + evaluation.nll_batch_size]
-            values += llm.response_nll([p["prompt"] for p in chunk], [p["prompt"] + p["canonical_solution"] for p in chunk],
-                                       evaluation.nll_max_length, queries[start : start + len(chunk)])
-        routes = llm.router.route(queries)
+        values, routes = llm.routed_response_nll([p["prompt"] for p in problems],
+                                                 [p["prompt"] + p["canonical_solution"] for p in problems],
+                                                 evaluation.nll_max_length, queries, evaluation.nll_batch_size)
         write_jsonl(ctx.path("out_dir") / f"nll-{dataset}.jsonl",
                     [{"task_id": p["task_id"], "nll": round(float(v), 6), "cluster": int(c)}
                      for p, v, c in zip(problems, values, routes)])
         metrics[f"{dataset}_canonical_nll"] = round(sum(values) / len(values), 6)
-        metrics[f"{dataset}_routed"] = [int((routes == c).sum()) for c in range(config.k)]
+        metrics[f"{dataset}_routed"] = [routes.count(c) for c in range(config.k)]
         ctx.log.info("K=%d on %s: canonical NLL %.4f, routed %s", config.k, dataset, metrics[f"{dataset}_canonical_nll"],
                      metrics[f"{dataset}_routed"])
     return metrics

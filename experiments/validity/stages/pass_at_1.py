@@ -1,17 +1,21 @@
-"""Validity stage `pass_at_1` (on demand: `make validity-pass1`): greedy pass@1 on every
-HumanEval+ task, through the evaluate stage's path (evalplus prompt, sandboxed tests), for the
-base model, the random arm and the signal arm with the lowest MBPP+ canonical NLL (chosen on other tasks than it is scored on), and the
-routed K-Specialist models named in `pass_at_1.kspecialist`; bootstrap 95% intervals over tasks."""
+"""Validity stage `pass_at_1@<model>` (on demand: `make validity-pass1`): greedy pass@1 on every
+HumanEval+ task, through the evaluate stage's path (evalplus prompt, sandboxed tests), for one
+model of `pass_at_1.models`: an arm's fine-tune (`arm`), the signal arm with the lowest canonical
+NLL on `pass_at_1.choose_by` (`best`: chosen on other tasks than it is scored on), or routed
+K-Specialist models (`kspecialist`). One stage per model, so each one's ~15 minutes of answers
+is kept when another fails; bootstrap 95% intervals over tasks."""
 
 from scoder.core.stage import Input, Output, Stage, run_stage
 
 STAGE = Stage(
     "pass_at_1",
-    "greedy pass@1 on all HumanEval+ tasks: base, random and the best-NLL signal arm",
-    params=("evaluate", "pass_at_1", "report.bootstrap", "report.seed"),
-    inputs=(Input("report_metrics", "metrics/report.json"), Input("downstream", "data/downstream"),
-            Input("kspecialist", "data/kspecialist")),
-    outputs=(Output("out_dir", "data/pass_at_1", folder=True),),
+    "greedy pass@1 on all HumanEval+ tasks of one model: an arm, the best-NLL signal arm, or routed specialists",
+    foreach="pass_at_1.models",
+    params=("evaluate", "pass_at_1.datasets", "pass_at_1.choose_by", "pass_at_1.engine", "pass_at_1.models.${key}",
+            "report.bootstrap", "report.seed"),
+    inputs=(Input("model", "${item.path}", help="an arm's folder, the folder of all arms (best), or a K-Specialist folder"),),
+    outputs=(Output("out_dir", "data/pass_at_1/${key}", folder=True),),
+    metrics="metrics/pass_at_1/${key}.json",
     paper="validity",
 )
 
@@ -20,50 +24,56 @@ def work(ctx):
     import json
     from dataclasses import replace
 
-    from scoder.core.io import read_jsonl
+    from scoder.core.io import read_jsonl, write_jsonl
     from scoder.core.params import from_dict
     from scoder.evaluation.benchmarks import EvaluateConfig, evaluate_llm, prepare_benchmarks
     from scoder.kspecialist.specialists import SpecialistLLM
     from scoder.models.finetuned import finetuned_engine
     from scoder.models.llm import load_llm
+    from scoder.validity.experiment import best_arm
     from scoder.validity.signals import bootstrap_mean
 
     evaluation = from_dict(EvaluateConfig, ctx.param("evaluate"), "evaluate")
-    evaluation = replace(evaluation, datasets=list(ctx.param("pass_at_1.datasets")), nll=False)
-    report = json.loads(ctx.path("report_metrics").read_text(encoding="utf-8"))
-    dataset = evaluation.datasets[0]
-    # "best" is chosen on another benchmark's NLL (pass_at_1.choose_by), not on the tasks it is then scored on
-    choose_by = ctx.param("pass_at_1.choose_by")
-    signal_arms = {arm: entry[choose_by]["nll"] for arm, entry in report["downstream"].items()
-                   if arm not in ("base", "random") and choose_by in entry}
-    best = min(signal_arms, key=lambda arm: (signal_arms[arm], arm))
-    arms = [a if a != "best" else best for a in ctx.param("pass_at_1.arms")]
+    # engine settings over evaluate.engine for the answers only (the fine-tunes' NLL generates nothing)
+    engine = from_dict(type(evaluation.engine), {**ctx.param("evaluate.engine"), **(ctx.param("pass_at_1.engine") or {})},
+                       "pass_at_1.engine")
+    evaluation = replace(evaluation, datasets=list(ctx.param("pass_at_1.datasets")), nll=False, engine=engine)
+    spec = ctx.param(f"pass_at_1.models.{ctx.key}")
+    kind, folder = spec.get("kind"), ctx.path("model")
+    metrics = {"model": ctx.key, "kind": kind}
+    if kind == "kspecialist":  # routed specialists, as seed 002 serves them
+        llm = SpecialistLLM(str(folder / "specialists"), replace(evaluation.engine, adapter=None), "batched")
+        metrics["k"] = llm.manifest["k"]
+    elif kind in ("arm", "best"):
+        if kind == "best":
+            choose_by = ctx.param("pass_at_1.choose_by")
+            arm, chosen_nll = best_arm(folder, choose_by)
+            metrics.update(arm=arm, chosen_by=f"{choose_by} canonical NLL", chosen_nll=round(chosen_nll, 6))
+            folder = folder / arm
+            ctx.log.info("best signal arm by %s canonical NLL: %s (%.4f)", choose_by, arm, chosen_nll)
+        manifest = json.loads((folder / "model.json").read_text(encoding="utf-8"))
+        metrics.setdefault("arm", manifest.get("arm"))
+        adapter = str(folder / manifest["adapter"]) if manifest["adapter"] else None
+        llm = load_llm(finetuned_engine(evaluation.engine, manifest["base_model"], manifest["method"], adapter))
+    else:
+        raise SystemExit(f"pass_at_1.models.{ctx.key}.kind is {kind!r}: expected arm, best or kspecialist")
     prepared, sources = prepare_benchmarks(evaluation, ctx.path("out_dir"))
+    dataset = evaluation.datasets[0]
     if dataset not in prepared:
         raise SystemExit(f"no problem file for {dataset} ({sources}): set HUMANEVAL_OVERRIDE_PATH")
-    metrics = {"best_arm": best, "best_chosen_by": f"{choose_by} canonical NLL", "dataset": dataset, "tasks": len(prepared[dataset].problems), "arms": {}}
+    metrics.update(dataset=dataset, tasks=len(prepared[dataset].problems), decoder=engine.decoder)
+    ctx.log.info("%s: greedy answers to %d %s tasks (%s decoder)", ctx.key, metrics["tasks"], dataset, engine.decoder)
+    metrics.update(evaluate_llm(llm, ctx.key, prepared[dataset], evaluation))
+    rows = read_jsonl(prepared[dataset].folder / f"{ctx.key}-samples.jsonl")
+    passed = [{"task_id": r["task_id"], "base": r["base_status"] == "pass",
+               "plus": r["base_status"] == r.get("plus_status") == "pass"} for r in rows]
+    write_jsonl(ctx.path("out_dir") / "passed.jsonl", passed)
     samples, seed = int(ctx.param("report.bootstrap")), int(ctx.param("report.seed"))
-    models = {arm: None for arm in arms} | {f"kspecialist_{k}": str(k) for k in ctx.param("pass_at_1.kspecialist")}
-    for arm, k in models.items():
-        if k is not None:  # routed specialists, as seed 002 serves them
-            llm = SpecialistLLM(str(ctx.path("kspecialist") / k / "specialists"), replace(evaluation.engine, adapter=None),
-                                "batched")
-        else:
-            manifest = json.loads((ctx.path("downstream") / arm / "model.json").read_text(encoding="utf-8"))
-            adapter = str(ctx.path("downstream") / arm / manifest["adapter"]) if manifest["adapter"] else None
-            llm = load_llm(finetuned_engine(evaluation.engine, manifest["base_model"], manifest["method"], adapter))
-        ctx.log.info("%s: greedy answers to %d %s tasks", arm, metrics["tasks"], dataset)
-        summary = evaluate_llm(llm, arm, prepared[dataset], evaluation)
-        rows = read_jsonl(prepared[dataset].folder / f"{arm}-samples.jsonl")
-        entry = {**summary}
-        for name, passed in (("base", [r["base_status"] == "pass" for r in rows]),
-                             ("plus", [r["base_status"] == r.get("plus_status") == "pass" for r in rows])):
-            mean, low, high = bootstrap_mean([float(p) for p in passed], samples, seed)
-            entry[f"{name}_pass@1"] = round(mean, 4)
-            entry[f"{name}_pass@1_low"], entry[f"{name}_pass@1_high"] = round(low, 4), round(high, 4)
-        metrics["arms"][arm] = entry
-        ctx.log.info("%s: pass@1 %.3f (plus %.3f)", arm, entry["base_pass@1"], entry["plus_pass@1"])
-        del llm
+    for name in ("base", "plus"):
+        mean, low, high = bootstrap_mean([float(p[name]) for p in passed], samples, seed)
+        metrics[f"{name}_pass@1"] = round(mean, 4)
+        metrics[f"{name}_pass@1_low"], metrics[f"{name}_pass@1_high"] = round(low, 4), round(high, 4)
+    ctx.log.info("%s: pass@1 %.3f (plus %.3f)", ctx.key, metrics["base_pass@1"], metrics["plus_pass@1"])
     return metrics
 
 

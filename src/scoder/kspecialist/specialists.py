@@ -188,18 +188,29 @@ class SpecialistLLM:
 
 
     def response_nll(self, prompts: Sequence[str], texts: Sequence[str], max_length: int,
-                     queries: Sequence[str] | None = None) -> list[float]:
+                     queries: Sequence[str] | None = None, batch_size: int = 0) -> list[float]:
         """Mean NLL per token of each text's part after its prompt under the specialist its
-        query routes to (`queries`, default the prompts; one adapter at a time)."""
-        labels = self.router.route(list(queries or prompts)) if prompts else []
+        query routes to (`queries`, default the prompts): see `routed_response_nll`."""
+        return self.routed_response_nll(prompts, texts, max_length, queries, batch_size)[0]
+
+    def routed_response_nll(self, prompts: Sequence[str], texts: Sequence[str], max_length: int,
+                            queries: Sequence[str] | None = None, batch_size: int = 0) -> tuple[list[float], list[int]]:
+        """(NLL per text, the cluster each was routed to): the queries are routed once, each
+        adapter is activated once, and its texts are scored `batch_size` at a time (0: all),
+        longest first."""
+        from scoder.models.lm_loss import length_sorted_batches
+
+        labels = [int(label) for label in self.router.route(list(queries or prompts))] if prompts else []
         values: list = [None] * len(prompts)
-        for cluster in sorted({int(label) for label in labels}):
+        for cluster in sorted(set(labels)):
             members = [i for i, label in enumerate(labels) if label == cluster]
             self._activate(cluster, keep_others=self.mode == "online")
-            for i, value in zip(members, self.llm.response_nll([prompts[i] for i in members], [texts[i] for i in members],
-                                                               max_length)):
-                values[i] = value
-        return values
+            for batch in length_sorted_batches([len(texts[i]) for i in members], batch_size or len(members)):
+                chunk = [members[b] for b in batch]
+                for i, value in zip(chunk, self.llm.response_nll([prompts[i] for i in chunk], [texts[i] for i in chunk],
+                                                                 max_length)):
+                    values[i] = value
+        return values, labels
 
 
 @dataclass

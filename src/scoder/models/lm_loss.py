@@ -4,8 +4,17 @@ evaluate's canonical-solution NLL and seed 003's PPL / IFD baselines both measur
 from __future__ import annotations
 
 import math
+from typing import Sequence
 
 import torch
+
+
+def length_sorted_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
+    """Indices in batches of `batch_size`, longest first, so each batch pads to lengths close to
+    its own (a padded row costs as much as a full one); the caller puts the results back in order."""
+    order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
+    size = max(1, batch_size)
+    return [order[start : start + size] for start in range(0, len(order), size)]
 
 
 @torch.inference_mode()

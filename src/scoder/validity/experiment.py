@@ -111,3 +111,25 @@ def write_manifest(out_dir: Path, base_model: str, method: str, checkpoint: str 
     (out_dir / "model.json").write_text(json.dumps({"base_model": base_model, "method": method, "adapter": checkpoint,
                                                     **extra}, indent=2) + "\n", encoding="utf-8")
 
+
+
+def best_arm(downstream: Path, dataset: str) -> tuple[str, float]:
+    """(arm, mean canonical NLL on `dataset`) of the signal arm with the lowest such NLL among the
+    arm folders under `downstream` (the base model and random are not signals); ties go to the
+    first name."""
+    import json
+
+    from scoder.core.io import read_jsonl
+
+    scored = []
+    for manifest in sorted(Path(downstream).glob("*/model.json")):
+        arm = json.loads(manifest.read_text(encoding="utf-8"))
+        nll_file = manifest.parent / f"nll-{dataset}.jsonl"
+        if arm.get("signal") in (None, "", "random") or not nll_file.exists():
+            continue
+        values = [row["nll"] for row in read_jsonl(nll_file)]
+        scored.append((sum(values) / len(values), manifest.parent.name))
+    if not scored:
+        raise SystemExit(f"no signal arm under {downstream} has canonical NLL on {dataset}: run the finetune stages first")
+    nll, arm = min(scored)
+    return arm, nll

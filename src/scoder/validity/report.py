@@ -152,3 +152,50 @@ def write_report(auc_file: Path, downstream: Path, finetune_dir: Path, arms: Seq
     plot(auc, table, Path(plot_file))
     return {"signals": {name: {k: entry[k] for k in ("auc", "auc_low", "auc_high")} for name, entry in auc["signals"].items()},
             "downstream": table, "kspecialist": kspec}
+
+
+def pass_at_1_table(metrics_dir: Path, data_dir: Path, models: Sequence[str], samples: int, seed: int) -> dict:
+    """Per model: its pass@1 (base and plus tests) with intervals, and the paired difference to
+    the first model over the same tasks (bootstrap over tasks)."""
+    table = {}
+    passed = {m: {r["task_id"]: r for r in read_jsonl(Path(data_dir) / m / "passed.jsonl")} for m in models}
+    first = models[0]
+    for model in models:
+        meta = json.loads((Path(metrics_dir) / f"{model}.json").read_text(encoding="utf-8"))
+        if set(passed[model]) != set(passed[first]):
+            raise ValueError(f"pass@1 of {model} and {first} are on different tasks: rerun pass_at_1@{model}")
+        tasks = sorted(passed[model])
+        entry = {"kind": meta["kind"], "arm": meta.get("arm"), "k": meta.get("k"), "tasks": len(tasks)}
+        for name in ("base", "plus"):
+            values = [float(passed[model][t][name]) for t in tasks]
+            mean, low, high = bootstrap_mean(values, samples, seed)
+            entry[name] = {"pass@1": round(mean, 4), "low": round(low, 4), "high": round(high, 4)}
+            if model != first:
+                d, dl, dh = paired_difference(values, [float(passed[first][t][name]) for t in tasks], samples, seed)
+                entry[name][f"minus_{first}"] = {"mean": round(d, 4), "low": round(dl, 4), "high": round(dh, 4)}
+        table[model] = entry
+    return table
+
+
+def pass_at_1_markdown(table: dict) -> str:
+    first = next(iter(table))
+    lines = [f"Greedy pass@1 on all {table[first]['tasks']} HumanEval+ tasks (evalplus prompt, sandboxed tests), bootstrap "
+             f"95% intervals over tasks; paired difference to {first} over the same tasks.", "",
+             f"| model | kind | arm / K | pass@1 (base tests) | - {first} | pass@1 (plus tests) | - {first} |",
+             "|---|---|---|---|---|---|---|"]
+    for model, e in table.items():
+        cells = []
+        for name in ("base", "plus"):
+            cells.append(_interval(e[name]["pass@1"], e[name]["low"], e[name]["high"]))
+            d = e[name].get(f"minus_{first}")
+            cells.append(_interval(d["mean"], d["low"], d["high"]) if d else "-")
+        which = e["arm"] if e["kind"] != "kspecialist" else f"K={e['k']}"
+        lines.append(f"| {model} | {e['kind']} | {which} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def write_pass_at_1_report(metrics_dir: Path, data_dir: Path, models: Sequence[str], markdown_file: Path,
+                           samples: int, seed: int) -> dict:
+    table = pass_at_1_table(Path(metrics_dir), Path(data_dir), list(models), samples, seed)
+    write_text(markdown_file, "# Validity experiment: pass@1\n\n" + pass_at_1_markdown(table))
+    return {"pass_at_1": table}

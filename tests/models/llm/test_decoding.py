@@ -164,3 +164,32 @@ def test_shared_prefix_rounds_as_inside_the_prompt_with_the_shipped_model():
                        for layer, (k, v) in zip(cache.layers, layers))
     assert decoder.stats.prefill_tokens == shared + sum(len(p) - shared for p in prompts)
     assert [r[0].tokens for r in rows] == reference(model, prompts, 6)
+
+
+def test_prompts_joining_rows_already_decoding_keep_their_texts_with_the_shipped_model():
+    """Rows that end at different steps make room for waiting prompts mid-run; the rows still
+    decoding must not change. Until 2026-12 an admission recorded the waiting rows' pending
+    token a second time ('has_closeclose__elementselements' on HumanEval prompts); the tiny
+    model repeats one token, which hid the doubling, so this runs the real model."""
+    from scoder.evaluation.benchmarks import EvaluateConfig, chat_prompts
+
+    llm = load_llm(LLMConfig(model="smollm2"), None)
+    model, tokenizer = llm.model, llm.tokenizer
+    problems = [{"prompt": f"def {name}(x):\n    \"\"\"{doc}\"\"\"\n"} for name, doc in
+                (("double", "Return twice x."), ("is_even", "Whether x is even."), ("reverse", "Reverse the string x."),
+                 ("count_vowels", "Count the vowels in the string x."), ("square", "Return x squared."),
+                 ("first_word", "The first word of the sentence x."))]
+    prompts = [tokenizer(llm.chat_text(m), add_special_tokens=False)["input_ids"]
+               for m in chat_prompts(problems, EvaluateConfig())]
+    newline = tokenizer.encode("\n", add_special_tokens=False)[0]
+    expected = reference(model, prompts, 24)
+    # rows end at their first newline after a few tokens, so they end at different steps
+    ends = [next((i + 1 for i, t in enumerate(tokens) if t == newline and i >= 3), len(tokens)) for tokens in expected]
+    expected = [tokens[:end] for tokens, end in zip(expected, ends)]
+    assert len(set(ends)) > 1 and all(len(set(t)) > 2 for t in expected)
+    decoder = Decoder(model, tokenizer.eos_token_id, tokenizer.pad_token_id, max_rows=2, lookahead=1,
+                      stop_check=lambda tokens: len(tokens) >= 4 and tokens[-1] == newline)
+    with torch.inference_mode():
+        rows = decoder.run([Request(ids=p, n=1, seed=0) for p in prompts], 24)
+    assert decoder.stats.admissions >= 4  # most prompts joined a row that was still decoding
+    assert [r[0].tokens for r in rows] == expected

@@ -14,10 +14,9 @@ same tokens (docs/performance.md, benchmarks/generation_speed.py):
 
 Rows in flight have different lengths: their key/values are right-aligned in one cache with an
 attention mask over the holes and explicit positions, so every row computes exactly what it
-would compute alone. Greedy outputs equal `model.generate`'s in the tests and, in the
-benchmark, on the synthesis prompt and on the scoring prompt when all prompts are admitted
-together; after prompts join rows already decoding, the scoring prompt's texts drift (3 of 16
-equal at 8 rows: docs/performance.md), the cause not yet found. Each sampled row draws from its own generator seeded by (seed, prompt index,
+would compute alone. Greedy outputs equal `model.generate`'s, also after prompts join rows
+already decoding (until 2026-12 such an admission recorded the waiting rows' pending token a
+second time, so their texts drifted). Each sampled row draws from its own generator seeded by (seed, prompt index,
 sample index), so a row's sample does not depend on which rows it shared a batch with.
 """
 
@@ -328,6 +327,7 @@ class Decoder:
                 else:
                     layers, mask = [GrowingLayer(k, v) for k, v in new_layers], new_mask
                 positions = torch.cat([positions, new_positions])
+                fresh = len(active)  # only the admitted rows chose a token now; the others wait for the next step
                 active = active + new_rows
                 pending = torch.cat([pending, torch.tensor(chosen, dtype=torch.long)])
                 self.stats.admissions += 1
@@ -337,10 +337,14 @@ class Decoder:
                                  past_key_values=_growing_cache(layers), use_cache=True, logits_to_keep=1)
                 positions = positions + 1
                 pending = torch.tensor(self._choose(out.logits[:, -1, :], active, temperature, top_p), dtype=torch.long)
+                fresh = 0
                 self.stats.steps += 1
-            # record the chosen tokens; rows that ended leave the batch
-            keep = []
+            # record the tokens chosen in this pass (a row waiting through an admission already
+            # holds its pending token: recording it again doubled it); rows that ended leave
+            keep = list(range(fresh))
             for index, (row, token) in enumerate(zip(active, pending.tolist())):
+                if index < fresh:
+                    continue
                 row.tokens.append(token)
                 if token == self.eos or (self.stop_check is not None and self.stop_check(row.tokens)):
                     row.reason = "stop"
