@@ -69,3 +69,60 @@ def test_kspecialist_config_checks_its_ks():
         KSpecialistConfig(ks={"bad": {"k": 0}})
     with pytest.raises(KeyError):
         config.specialists_for("2")
+
+
+def _fine_tune(folder, name, signal, mbpp_values):
+    _arm(folder, name, mbpp_values, dataset="mbpp")
+    (folder / name / "model.json").write_text(json.dumps({"base_model": "smollm2", "method": "lora", "adapter": None,
+                                                          "arm": name, "signal": signal}))
+
+
+def test_best_arm_is_the_lowest_nll_signal_arm_on_the_named_benchmark(tmp_path):
+    from scoder.validity.experiment import best_arm
+
+    _fine_tune(tmp_path, "base", None, [0.1, 0.1])       # not a signal, however low
+    _fine_tune(tmp_path, "random", "random", [0.2, 0.2])  # not a signal
+    _fine_tune(tmp_path, "weighted", "weighted", [1.0, 1.0])
+    _fine_tune(tmp_path, "ifd", "ifd", [0.5, 0.7])
+    _fine_tune(tmp_path, "ppl_low", "ppl_low", [0.6, 0.6])   # tie with ifd: the first name wins
+    _fine_tune(tmp_path, "stale", "stale", [0.0, 0.0])    # an arm since removed from params: ignored
+    arms = ["base", "random", "weighted", "ifd", "ppl_low"]
+    assert best_arm(tmp_path, "mbpp", arms) == ("ifd", pytest.approx(0.6))
+    with pytest.raises(SystemExit, match=r"no canonical NLL on 'mbpp\+'.*choose_by must be one of \['mbpp'\]"):
+        best_arm(tmp_path, "mbpp+", arms)
+    with pytest.raises(SystemExit, match=r"arms \['execution'\] have no model"):
+        best_arm(tmp_path, "mbpp", arms + ["execution"])
+    _fine_tune(tmp_path, "composite", "composite", [float("nan"), 0.1])
+    with pytest.raises(SystemExit, match="composite: mean canonical NLL on mbpp is nan"):
+        best_arm(tmp_path, "mbpp", arms + ["composite"])
+    with pytest.raises(SystemExit, match="no signal arm"):
+        best_arm(tmp_path, "mbpp", ["base", "random"])
+
+
+def _passed(folder, name, base, plus, kind="arm", **extra):
+    (folder / "data" / name).mkdir(parents=True, exist_ok=True)
+    (folder / "metrics").mkdir(exist_ok=True)
+    write_jsonl(folder / "data" / name / "passed.jsonl",
+                [{"task_id": f"HumanEval/{i}", "base": b, "plus": p} for i, (b, p) in enumerate(zip(base, plus))])
+    (folder / "metrics" / f"{name}.json").write_text(json.dumps({"model": name, "kind": kind, "dataset": "humaneval",
+                                                                 **extra}))
+
+
+def test_pass_at_1_table_pairs_models_on_the_same_tasks(tmp_path):
+    from scoder.validity.report import pass_at_1_markdown, pass_at_1_table
+
+    _passed(tmp_path, "base", [1, 0, 0, 0], [1, 0, 0, 0], arm="base")
+    _passed(tmp_path, "kspecialist_4", [1, 1, 0, 0], [1, 0, 0, 0], kind="kspecialist", k=4)
+    table = pass_at_1_table(tmp_path / "metrics", tmp_path / "data", ["base", "kspecialist_4"], 300, 0)
+    assert table["base"]["base"]["pass@1"] == 0.25 and "minus_base" not in table["base"]["base"]
+    assert table["kspecialist_4"]["base"]["minus_base"]["mean"] == 0.25
+    assert table["kspecialist_4"]["plus"]["minus_base"] == {"mean": 0.0, "low": 0.0, "high": 0.0}
+    text = pass_at_1_markdown(table)
+    assert "all 4 humaneval tasks" in text and "| kspecialist_4 | kspecialist | K=4 | 0.500 [" in text
+    _passed(tmp_path, "random", [1, 0, 0], [1, 0, 0], arm="random")
+    with pytest.raises(ValueError, match="random and base are on different tasks"):
+        pass_at_1_table(tmp_path / "metrics", tmp_path / "data", ["base", "random"], 100, 0)
+    write_jsonl(tmp_path / "data" / "random" / "passed.jsonl",
+                [{"task_id": "HumanEval/0", "base": True, "plus": True}] * 2)
+    with pytest.raises(ValueError, match="more than one answer"):
+        pass_at_1_table(tmp_path / "metrics", tmp_path / "data", ["base", "random"], 100, 0)

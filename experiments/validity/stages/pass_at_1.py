@@ -12,7 +12,7 @@ STAGE = Stage(
     "greedy pass@1 on all HumanEval+ tasks of one model: an arm, the best-NLL signal arm, or routed specialists",
     foreach="pass_at_1.models",
     params=("evaluate", "pass_at_1.datasets", "pass_at_1.choose_by", "pass_at_1.engine", "pass_at_1.models.${key}",
-            "report.bootstrap", "report.seed"),
+            "arms", "report.bootstrap", "report.seed"),
     inputs=(Input("model", "${item.path}", help="an arm's folder, the folder of all arms (best), or a K-Specialist folder"),),
     outputs=(Output("out_dir", "data/pass_at_1/${key}", folder=True),),
     metrics="metrics/pass_at_1/${key}.json",
@@ -38,6 +38,11 @@ def work(ctx):
     engine = from_dict(type(evaluation.engine), {**ctx.param("evaluate.engine"), **(ctx.param("pass_at_1.engine") or {})},
                        "pass_at_1.engine")
     evaluation = replace(evaluation, datasets=list(ctx.param("pass_at_1.datasets")), nll=False, engine=engine)
+    if len(evaluation.datasets) != 1:
+        raise SystemExit(f"pass_at_1.datasets is {evaluation.datasets}: one benchmark per run")
+    if evaluation.sampling.n != 1 or evaluation.sampling.temperature != 0:
+        raise SystemExit(f"evaluate.sampling is n={evaluation.sampling.n}, temperature={evaluation.sampling.temperature}: "
+                         "pass@1 here is greedy (n: 1, temperature: 0)")
     spec = ctx.param(f"pass_at_1.models.{ctx.key}")
     kind, folder = spec.get("kind"), ctx.path("model")
     metrics = {"model": ctx.key, "kind": kind}
@@ -47,7 +52,9 @@ def work(ctx):
     elif kind in ("arm", "best"):
         if kind == "best":
             choose_by = ctx.param("pass_at_1.choose_by")
-            arm, chosen_nll = best_arm(folder, choose_by)
+            if choose_by in evaluation.datasets:
+                raise SystemExit(f"pass_at_1.choose_by '{choose_by}' is the scored benchmark: best must be chosen on other tasks")
+            arm, chosen_nll = best_arm(folder, choose_by, list(ctx.param("arms")))
             metrics.update(arm=arm, chosen_by=f"{choose_by} canonical NLL", chosen_nll=round(chosen_nll, 6))
             folder = folder / arm
             ctx.log.info("best signal arm by %s canonical NLL: %s (%.4f)", choose_by, arm, chosen_nll)
@@ -60,11 +67,15 @@ def work(ctx):
     prepared, sources = prepare_benchmarks(evaluation, ctx.path("out_dir"))
     dataset = evaluation.datasets[0]
     if dataset not in prepared:
-        raise SystemExit(f"no problem file for {dataset} ({sources}): set HUMANEVAL_OVERRIDE_PATH")
+        raise SystemExit(f"no problem file for {dataset} ({sources}): set {dataset.upper()}_OVERRIDE_PATH")
     metrics.update(dataset=dataset, tasks=len(prepared[dataset].problems), decoder=engine.decoder)
     ctx.log.info("%s: greedy answers to %d %s tasks (%s decoder)", ctx.key, metrics["tasks"], dataset, engine.decoder)
     metrics.update(evaluate_llm(llm, ctx.key, prepared[dataset], evaluation))
     rows = read_jsonl(prepared[dataset].folder / f"{ctx.key}-samples.jsonl")
+    unjudged = [r["task_id"] for r in rows if r.get("plus_status") is None]
+    if unjudged:  # a plus verdict missing would read as a failure
+        raise SystemExit(f"{len(unjudged)} answers have no plus-test verdict (first {unjudged[0]}): evalplus' problem file "
+                         f"is needed ({sources})")
     passed = [{"task_id": r["task_id"], "base": r["base_status"] == "pass",
                "plus": r["base_status"] == r.get("plus_status") == "pass"} for r in rows]
     write_jsonl(ctx.path("out_dir") / "passed.jsonl", passed)

@@ -113,23 +113,39 @@ def write_manifest(out_dir: Path, base_model: str, method: str, checkpoint: str 
 
 
 
-def best_arm(downstream: Path, dataset: str) -> tuple[str, float]:
-    """(arm, mean canonical NLL on `dataset`) of the signal arm with the lowest such NLL among the
-    arm folders under `downstream` (the base model and random are not signals); ties go to the
-    first name."""
+def best_arm(downstream: Path, dataset: str, arms: Sequence[str]) -> tuple[str, float]:
+    """(arm, mean canonical NLL on `dataset`) of the signal arm with the lowest such NLL among
+    `arms`' folders under `downstream` (the base model and random are not signals; folders of
+    arms no longer in `arms` are ignored); ties go to the first name. Every signal arm must have
+    a finite NLL on `dataset`: choosing among some of them would be another choice."""
     import json
+    import math
 
     from scoder.core.io import read_jsonl
 
-    scored = []
-    for manifest in sorted(Path(downstream).glob("*/model.json")):
-        arm = json.loads(manifest.read_text(encoding="utf-8"))
-        nll_file = manifest.parent / f"nll-{dataset}.jsonl"
-        if arm.get("signal") in (None, "", "random") or not nll_file.exists():
+    scored, missing = [], []
+    for name in sorted(arms):
+        manifest = Path(downstream) / name / "model.json"
+        if not manifest.exists():
+            missing.append(name)
             continue
+        arm = json.loads(manifest.read_text(encoding="utf-8"))
+        if arm.get("signal") in (None, "", "random"):
+            continue
+        nll_file = manifest.parent / f"nll-{dataset}.jsonl"
+        if not nll_file.exists():
+            present = sorted(f.stem[len("nll-"):] for f in manifest.parent.glob("nll-*.jsonl"))
+            raise SystemExit(f"arm {name} has no canonical NLL on '{dataset}' ({nll_file}); pass_at_1.choose_by must be "
+                             f"one of {present}")
         values = [row["nll"] for row in read_jsonl(nll_file)]
-        scored.append((sum(values) / len(values), manifest.parent.name))
+        mean = sum(values) / len(values) if values else math.nan
+        if not math.isfinite(mean):
+            raise SystemExit(f"arm {name}: mean canonical NLL on {dataset} is {mean} ({nll_file}): a task without "
+                             "solution tokens, or an empty file")
+        scored.append((mean, name))
+    if missing:
+        raise SystemExit(f"arms {missing} have no model under {downstream}: run their finetune stages first")
     if not scored:
-        raise SystemExit(f"no signal arm under {downstream} has canonical NLL on {dataset}: run the finetune stages first")
+        raise SystemExit(f"no signal arm among {sorted(arms)} under {downstream}: nothing to choose the best from")
     nll, arm = min(scored)
     return arm, nll

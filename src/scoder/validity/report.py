@@ -156,16 +156,22 @@ def write_report(auc_file: Path, downstream: Path, finetune_dir: Path, arms: Seq
 
 def pass_at_1_table(metrics_dir: Path, data_dir: Path, models: Sequence[str], samples: int, seed: int) -> dict:
     """Per model: its pass@1 (base and plus tests) with intervals, and the paired difference to
-    the first model over the same tasks (bootstrap over tasks)."""
-    table = {}
-    passed = {m: {r["task_id"]: r for r in read_jsonl(Path(data_dir) / m / "passed.jsonl")} for m in models}
+    the first model (`pass_at_1.models` lists the base model first) over the same tasks
+    (bootstrap over tasks)."""
+    table, passed = {}, {}
+    for model in models:
+        rows = read_jsonl(Path(data_dir) / model / "passed.jsonl")
+        passed[model] = {r["task_id"]: r for r in rows}
+        if len(passed[model]) != len(rows):
+            raise ValueError(f"pass@1 of {model} holds more than one answer for some task: pass@1 here is greedy, one each")
     first = models[0]
     for model in models:
         meta = json.loads((Path(metrics_dir) / f"{model}.json").read_text(encoding="utf-8"))
         if set(passed[model]) != set(passed[first]):
             raise ValueError(f"pass@1 of {model} and {first} are on different tasks: rerun pass_at_1@{model}")
         tasks = sorted(passed[model])
-        entry = {"kind": meta["kind"], "arm": meta.get("arm"), "k": meta.get("k"), "tasks": len(tasks)}
+        entry = {"kind": meta["kind"], "arm": meta.get("arm"), "k": meta.get("k"), "tasks": len(tasks),
+                 "dataset": meta.get("dataset")}
         for name in ("base", "plus"):
             values = [float(passed[model][t][name]) for t in tasks]
             mean, low, high = bootstrap_mean(values, samples, seed)
@@ -179,7 +185,7 @@ def pass_at_1_table(metrics_dir: Path, data_dir: Path, models: Sequence[str], sa
 
 def pass_at_1_markdown(table: dict) -> str:
     first = next(iter(table))
-    lines = [f"Greedy pass@1 on all {table[first]['tasks']} HumanEval+ tasks (evalplus prompt, sandboxed tests), bootstrap "
+    lines = [f"Greedy pass@1 on all {table[first]['tasks']} {table[first]['dataset']} tasks (evalplus prompt, sandboxed tests), bootstrap "
              f"95% intervals over tasks; paired difference to {first} over the same tasks.", "",
              f"| model | kind | arm / K | pass@1 (base tests) | - {first} | pass@1 (plus tests) | - {first} |",
              "|---|---|---|---|---|---|---|"]

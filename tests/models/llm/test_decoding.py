@@ -1,5 +1,7 @@
 """The continuous-batching decoder against model.generate (the reference path)."""
 
+from types import SimpleNamespace
+
 import pytest
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
@@ -193,3 +195,54 @@ def test_prompts_joining_rows_already_decoding_keep_their_texts_with_the_shipped
         rows = decoder.run([Request(ids=p, n=1, seed=0) for p in prompts], 24)
     assert decoder.stats.admissions >= 4  # most prompts joined a row that was still decoding
     assert [r[0].tokens for r in rows] == expected
+
+
+# A weight-free model whose next token depends on every attended token and its position, so a
+# doubled or lost token, or a misaligned mask / position / cache row, changes what follows.
+V, CONTEXT_EOS = 97, 2
+
+
+def context_next_token(context):  # depends on every token and its place: a doubled or lost token changes all that follows
+    h = (sum(t * (i + 7) for i, t in enumerate(context)) * 31 + len(context)) % V
+    return CONTEXT_EOS if h % 5 == 0 else (h if h > CONTEXT_EOS else 5)
+
+
+class ContextModel:
+    """Writes token ids as keys and positions as values; the next token is read back from the
+    attended cache, so a misaligned mask, position or cache row shows as well."""
+
+    def __call__(self, input_ids, attention_mask=None, position_ids=None, past_key_values=None, **_):
+        b, t = input_ids.shape
+        if position_ids is None:
+            position_ids = torch.arange(past_key_values.get_seq_length(), past_key_values.get_seq_length() + t).expand(b, t)
+        keys, values = past_key_values.update(input_ids.float()[:, None, :, None], position_ids.float()[:, None, :, None], 0)
+        mask = torch.ones(keys.shape[0], keys.shape[2], dtype=torch.long) if attention_mask is None else attention_mask
+        assert mask.shape == keys.shape[::2][:2]
+        logits = torch.zeros(b, 1, V)
+        for i in range(b):
+            seen = mask[i].bool()
+            assert values[i, 0, seen, 0].long().tolist() == list(range(int(seen.sum())))
+            logits[i, 0, context_next_token(keys[i, 0, seen, 0].long().tolist())] = 1.0
+        return SimpleNamespace(logits=logits, past_key_values=past_key_values)
+
+
+def context_alone(prompt, max_new):
+    context, out = list(prompt), []
+    while len(out) < max_new and (not out or out[-1] != CONTEXT_EOS):
+        out.append(context_next_token(context))
+        context.append(out[-1])
+    return out
+
+
+@pytest.mark.parametrize("max_new", [1, 2, 9])
+def test_rows_joining_rows_already_decoding_keep_every_token_once(max_new):
+    g = torch.Generator().manual_seed(0)
+    prefix = torch.randint(3, V, (6,), generator=g).tolist()
+    prompts = [prefix + torch.randint(3, V, (int(torch.randint(1, 12, (1,), generator=g)),), generator=g).tolist()
+               for _ in range(7)]
+    requests = [Request(ids=p, n=1 + i % 3, seed=0) for i, p in enumerate(prompts)]
+    decoder = Decoder(ContextModel(), CONTEXT_EOS, 0, max_rows=3, lookahead=1, min_prefix_tokens=4)
+    rows = decoder.run(requests, max_new)
+    assert [[r.tokens for r in rs] for rs in rows] == [[context_alone(p, max_new)] * r.n for p, r in zip(prompts, requests)]
+    if max_new > 1:
+        assert decoder.stats.admissions > 3
