@@ -149,3 +149,65 @@ def best_arm(downstream: Path, dataset: str, arms: Sequence[str]) -> tuple[str, 
         raise SystemExit(f"no signal arm among {sorted(arms)} under {downstream}: nothing to choose the best from")
     nll, arm = min(scored)
     return arm, nll
+
+
+def pass_at_1_evaluation(evaluate: dict, datasets: Sequence[str], engine: dict | None):
+    """The evaluate settings for pass@1 answers: `evaluate` with `engine` over its engine, one
+    benchmark, no NLL; greedy and one answer per task, or a clear error."""
+    from dataclasses import replace
+
+    from scoder.core.params import from_dict
+    from scoder.evaluation.benchmarks import EvaluateConfig
+
+    evaluation = from_dict(EvaluateConfig, evaluate, "evaluate")
+    merged = from_dict(type(evaluation.engine), {**evaluate.get("engine", {}), **(engine or {})}, "pass_at_1.engine")
+    evaluation = replace(evaluation, datasets=list(datasets), nll=False, engine=merged)
+    if len(evaluation.datasets) != 1:
+        raise SystemExit(f"pass_at_1.datasets is {evaluation.datasets}: one benchmark per run")
+    if evaluation.sampling.n != 1 or evaluation.sampling.temperature != 0:
+        raise SystemExit(f"evaluate.sampling is n={evaluation.sampling.n}, temperature={evaluation.sampling.temperature}: "
+                         "pass@1 here is greedy (n: 1, temperature: 0)")
+    return evaluation
+
+
+def arm_llm(folder: Path, engine):
+    """The model of one arm's folder (its model.json): the base model, or it with its adapter."""
+    import json
+
+    from scoder.models.finetuned import finetuned_engine
+    from scoder.models.llm import load_llm
+
+    manifest = json.loads((Path(folder) / "model.json").read_text(encoding="utf-8"))
+    adapter = str(Path(folder) / manifest["adapter"]) if manifest["adapter"] else None
+    return load_llm(finetuned_engine(engine, manifest["base_model"], manifest["method"], adapter)), manifest
+
+
+def greedy_pass_at_1(llm, name: str, evaluation, out_dir: Path, samples: int, seed: int, log=logging.getLogger(__name__)) -> dict:
+    """Greedy answers of `llm` to every task of the one benchmark, judged by the evaluate path
+    (evalplus prompt, sanitizer, sandboxed base and plus tests); per task passed.jsonl, and
+    pass@1 with bootstrap 95% intervals over tasks."""
+    from scoder.core.io import read_jsonl, write_jsonl
+    from scoder.evaluation.benchmarks import evaluate_llm, prepare_benchmarks
+    from scoder.validity.signals import bootstrap_mean
+
+    prepared, sources = prepare_benchmarks(evaluation, out_dir)
+    dataset = evaluation.datasets[0]
+    if dataset not in prepared:
+        raise SystemExit(f"no problem file for {dataset} ({sources}): set {dataset.upper()}_OVERRIDE_PATH")
+    metrics = {"dataset": dataset, "tasks": len(prepared[dataset].problems), "decoder": evaluation.engine.decoder}
+    log.info("%s: greedy answers to %d %s tasks (%s decoder)", name, metrics["tasks"], dataset, evaluation.engine.decoder)
+    metrics.update(evaluate_llm(llm, name, prepared[dataset], evaluation))
+    rows = read_jsonl(prepared[dataset].folder / f"{name}-samples.jsonl")
+    unjudged = [r["task_id"] for r in rows if r.get("plus_status") is None]
+    if unjudged:  # a plus verdict missing would read as a failure
+        raise SystemExit(f"{len(unjudged)} answers have no plus-test verdict (first {unjudged[0]}): evalplus' problem file "
+                         f"is needed ({sources})")
+    passed = [{"task_id": r["task_id"], "base": r["base_status"] == "pass",
+               "plus": r["base_status"] == r["plus_status"] == "pass"} for r in rows]
+    write_jsonl(Path(out_dir) / "passed.jsonl", passed)
+    for which in ("base", "plus"):
+        mean, low, high = bootstrap_mean([float(p[which]) for p in passed], samples, seed)
+        metrics[f"{which}_pass@1"] = round(mean, 4)
+        metrics[f"{which}_pass@1_low"], metrics[f"{which}_pass@1_high"] = round(low, 4), round(high, 4)
+    log.info("%s: pass@1 %.3f (plus %.3f)", name, metrics["base_pass@1"], metrics["plus_pass@1"])
+    return metrics

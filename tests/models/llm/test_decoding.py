@@ -27,15 +27,15 @@ def tiny():
     return model
 
 
-def reference(model, prompts, max_new_tokens):
-    """model.generate one prompt at a time: tokens up to and including the first EOS."""
+def reference(model, prompts, max_new_tokens, eos=EOS, pad=PAD):
+    """model.generate one prompt at a time: tokens up to and including the first `eos`."""
     out = []
     for ids in prompts:
         with torch.inference_mode():
             row = model.generate(torch.tensor([ids]), attention_mask=torch.ones(1, len(ids), dtype=torch.long),
-                                 max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=PAD, eos_token_id=EOS)[0, len(ids):]
+                                 max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=pad, eos_token_id=eos)[0, len(ids):]
         tokens = row.tolist()
-        out.append(tokens[: tokens.index(EOS) + 1] if EOS in tokens else tokens)
+        out.append(tokens[: tokens.index(eos) + 1] if eos in tokens else tokens)
     return out
 
 
@@ -165,7 +165,7 @@ def test_shared_prefix_rounds_as_inside_the_prompt_with_the_shipped_model():
             assert all(torch.equal(layer.keys[:, :, :shared], k) and torch.equal(layer.values[:, :, :shared], v)
                        for layer, (k, v) in zip(cache.layers, layers))
     assert decoder.stats.prefill_tokens == shared + sum(len(p) - shared for p in prompts)
-    assert [r[0].tokens for r in rows] == reference(model, prompts, 6)
+    assert [r[0].tokens for r in rows] == reference(model, prompts, 6, tokenizer.eos_token_id, tokenizer.pad_token_id)
 
 
 def test_prompts_joining_rows_already_decoding_keep_their_texts_with_the_shipped_model():
@@ -184,7 +184,7 @@ def test_prompts_joining_rows_already_decoding_keep_their_texts_with_the_shipped
     prompts = [tokenizer(llm.chat_text(m), add_special_tokens=False)["input_ids"]
                for m in chat_prompts(problems, EvaluateConfig())]
     newline = tokenizer.encode("\n", add_special_tokens=False)[0]
-    expected = reference(model, prompts, 24)
+    expected = reference(model, prompts, 24, tokenizer.eos_token_id, tokenizer.pad_token_id)
     # rows end at their first newline after a few tokens, so they end at different steps
     ends = [next((i + 1 for i, t in enumerate(tokens) if t == newline and i >= 3), len(tokens)) for tokens in expected]
     expected = [tokens[:end] for tokens, end in zip(expected, ends)]
