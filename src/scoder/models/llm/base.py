@@ -126,8 +126,8 @@ class LLMConfig:
     threads: int = 0  # torch threads; 0 keeps torch's default
     # transformers: "generate" (model.generate on fixed batches, the default and reference) or
     # "continuous" (shared-prefix reuse, finished rows replaced at once: scoder.models.llm.decoding;
-    # greedy outputs equal generate's except after mid-run admissions on long prompts,
-    # docs/performance.md; sampled outputs differ by design, per-row generators)
+    # greedy outputs equal generate's, docs/performance.md; sampled outputs differ by design,
+    # per-row generators)
     decoder: str = "generate"
     # continuous: rows decoded together (x n samples); 0 = batch_size. On a CPU a decode step
     # reads every weight once whatever the row count, so more rows cost little more per step;

@@ -58,8 +58,9 @@ class TransformersLLM:
         if config.decoder not in ("continuous", "generate"):
             raise ValueError(f"LLMConfig.decoder must be 'continuous' or 'generate', not {config.decoder!r}")
         if config.decoder == "continuous":
-            # its samples come from per-row generators, so they differ from model.generate's
-            self.identity["decoder"] = "continuous-1"
+            # its samples come from per-row generators, so they differ from model.generate's;
+            # "-2": answers cached by "-1" carry a doubled token after each mid-run admission
+            self.identity["decoder"] = "continuous-2"
         # key/values of shared prompt prefixes, valid until the weights change (activate_adapter)
         self.prefix_cache = PrefixCache()
         self.decode_stats = None
