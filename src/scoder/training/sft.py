@@ -282,7 +282,12 @@ def train_sft(examples: list[dict], config: TrainConfig, out_dir: str | Path, in
                          peft_config=peft_config, callbacks=[saver])
     saver.trainer = trainer
     result = trainer.train()
-    shutil.rmtree(out_dir / "_trainer", ignore_errors=True)  # the Trainer's scratch folder; checkpoints are ours
+    # the Trainer's scratch folder (checkpoints are ours): removed by the main process once every
+    # process is out of train(), whose end-of-run checkpoint listing globs it (a process that
+    # finished first removed it under another's glob: FileNotFoundError in the DDP test)
+    trainer.accelerator.wait_for_everyone()
+    if trainer.is_world_process_zero():
+        shutil.rmtree(out_dir / "_trainer", ignore_errors=True)
     # the loss logged at each checkpoint's own step (logging_steps=1), into the metrics and the Adam metadata
     logged = {h["step"]: h["loss"] for h in trainer.state.log_history if "loss" in h}
     for entry in saved:
