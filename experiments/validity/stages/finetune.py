@@ -22,10 +22,8 @@ def work(ctx):
     from scoder.core.io import read_jsonl, write_jsonl
     from scoder.evaluation.benchmarks import EvaluateConfig, prepare_benchmarks
     from scoder.core.params import from_dict
-    from scoder.models.finetuned import finetuned_engine
-    from scoder.models.llm import load_llm
     from scoder.training.sft import train_sft
-    from scoder.validity.experiment import problems_nll, training_examples, write_manifest
+    from scoder.validity.experiment import arm_llm, problems_nll, training_examples, write_manifest
     import json
     from collections import Counter
 
@@ -55,8 +53,7 @@ def work(ctx):
     write_manifest(out_dir, config.model, config.method, checkpoint, {"arm": ctx.key, "signal": signal or None})
     evaluation = from_dict(EvaluateConfig, ctx.param("evaluate"), "evaluate")
     prepared, sources = prepare_benchmarks(evaluation, out_dir / "benchmarks")
-    llm = load_llm(finetuned_engine(evaluation.engine, config.model, config.method,
-                                    str(out_dir / checkpoint) if checkpoint else None))
+    llm, _ = arm_llm(out_dir, evaluation.engine)  # the model its manifest names, as pass@1 loads it
     for dataset, bench in prepared.items():
         values = problems_nll(llm, bench.problems, evaluation.nll_batch_size, evaluation.nll_max_length)
         write_jsonl(out_dir / f"nll-{dataset}.jsonl", values)

@@ -116,15 +116,11 @@ def solution_nll(llm, problems: Sequence[dict], batch_size: int = 4, max_length:
     if not hasattr(llm, "response_nll"):
         raise ValueError(f"evaluate.nll needs the transformers backend (in-process or on Ray), not "
                          f"'{getattr(getattr(llm, 'config', None), 'backend', type(llm).__name__)}': set evaluate.nll: false")
-    from scoder.models.lm_loss import length_sorted_batches
+    from scoder.models.lm_loss import nll_in_length_batches
 
-    values: list = [None] * len(problems)
-    fulls = [p["prompt"] + p["canonical_solution"] for p in problems]
-    for batch in length_sorted_batches([len(f) for f in fulls], batch_size):
-        for i, value in zip(batch, llm.response_nll([problems[i]["prompt"] for i in batch], [fulls[i] for i in batch],
-                                                    max_length)):
-            values[i] = value
-    return values
+    return nll_in_length_batches(lambda prompts, fulls: llm.response_nll(prompts, fulls, max_length),
+                                 [p["prompt"] for p in problems], [p["prompt"] + p["canonical_solution"] for p in problems],
+                                 batch_size)
 
 
 # evalplus' own chat prompt (evalplus/codegen.py, provider/utility.py): the instruction wraps

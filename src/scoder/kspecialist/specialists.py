@@ -198,18 +198,17 @@ class SpecialistLLM:
         """(NLL per text, the cluster each was routed to): the queries are routed once, each
         adapter is activated once, and its texts are scored `batch_size` at a time (0: all),
         longest first."""
-        from scoder.models.lm_loss import length_sorted_batches
+        from scoder.models.lm_loss import nll_in_length_batches
 
         labels = [int(label) for label in self.router.route(list(queries or prompts))] if prompts else []
         values: list = [None] * len(prompts)
         for cluster in sorted(set(labels)):
             members = [i for i, label in enumerate(labels) if label == cluster]
             self._activate(cluster, keep_others=self.mode == "online")
-            for batch in length_sorted_batches([len(texts[i]) for i in members], batch_size or len(members)):
-                chunk = [members[b] for b in batch]
-                for i, value in zip(chunk, self.llm.response_nll([prompts[i] for i in chunk], [texts[i] for i in chunk],
-                                                                 max_length)):
-                    values[i] = value
+            scored = nll_in_length_batches(lambda p, t: self.llm.response_nll(p, t, max_length), [prompts[i] for i in members],
+                                           [texts[i] for i in members], batch_size or len(members))
+            for i, value in zip(members, scored):
+                values[i] = value
         return values, labels
 
 

@@ -17,6 +17,16 @@ def length_sorted_batches(lengths: Sequence[int], batch_size: int) -> list[list[
     return [order[start : start + size] for start in range(0, len(order), size)]
 
 
+def nll_in_length_batches(score, prompts: Sequence[str], texts: Sequence[str], batch_size: int) -> list:
+    """`score(prompts, texts)` (a response_nll) over length-sorted batches of `batch_size`,
+    the values back in the input order."""
+    values: list = [None] * len(texts)
+    for batch in length_sorted_batches([len(t) for t in texts], batch_size):
+        for i, value in zip(batch, score([prompts[i] for i in batch], [texts[i] for i in batch])):
+            values[i] = value
+    return values
+
+
 @torch.inference_mode()
 def response_nll(model, tokenizer, prompts: list[str], fulls: list[str], max_length: int) -> list[float]:
     """Mean token NLL of each `fulls[i]` after its prefix `prompts[i]` (NaN if nothing is left)."""
