@@ -207,7 +207,7 @@ class SpecialistLLM:
             self._activate(cluster, keep_others=self.mode == "online")
             scored = nll_in_length_batches(lambda p, t: self.llm.response_nll(p, t, max_length), [prompts[i] for i in members],
                                            [texts[i] for i in members], batch_size or len(members))
-            for i, value in zip(members, scored):
+            for i, value in zip(members, scored, strict=True):
                 values[i] = value
         return values, labels
 

@@ -22,7 +22,7 @@ def nll_in_length_batches(score, prompts: Sequence[str], texts: Sequence[str], b
     the values back in the input order."""
     values: list = [None] * len(texts)
     for batch in length_sorted_batches([len(t) for t in texts], batch_size):
-        for i, value in zip(batch, score([prompts[i] for i in batch], [texts[i] for i in batch])):
+        for i, value in zip(batch, score([prompts[i] for i in batch], [texts[i] for i in batch]), strict=True):
             values[i] = value
     return values
 

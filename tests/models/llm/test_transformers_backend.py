@@ -37,14 +37,18 @@ def test_unknown_backend():
         load_llm(LLMConfig(backend="nope"))
 
 
-def test_usage_counts_computed_tokens_only(smollm2, tmp_path):
+def test_usage_counts_computed_tokens_only(smollm2, tmp_path, caplog):
     from scoder.core.cache import ResponseCache
 
     llm = load_llm(LLMConfig(model="smollm2", batch_size=2), ResponseCache(tmp_path / "c.sqlite"))
     prompts = [[{"role": "user", "content": "Say hi."}]] * 2
-    first = llm.generate(prompts, SamplingParams(max_tokens=4))
-    used = dict(llm.usage)
-    again = llm.generate(prompts, SamplingParams(max_tokens=4))
+    with caplog.at_level("INFO", logger="scoder.models.llm.base"):
+        first = llm.generate(prompts, SamplingParams(max_tokens=4))
+        used = dict(llm.usage)
+        again = llm.generate(prompts, SamplingParams(max_tokens=4))
+    # the log says what is computed: the first call's one batch, nothing for the cached one
+    assert [r.getMessage() for r in caplog.records if "generating" in r.getMessage()] == [
+        "generating 1 of 1 batches (2 prompts in all; the rest cached), at most 4 new tokens each"]
     assert used["calls"] == 2 and used["completion_tokens"] == sum(sum(c.completion_tokens) for c in first)
     assert llm.usage == used and all(c.cached for c in again)  # cache hits compute nothing
     assert [c.texts for c in again] == [c.texts for c in first]

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, Sequence
+
+from tqdm import tqdm
 
 from scoder.core.cache import cache_key
 from scoder.distributed.runtime import RayConfig
@@ -13,6 +16,8 @@ from scoder.models.precision import check_precision
 
 if TYPE_CHECKING:
     from scoder.core.cache import ResponseCache
+
+log = logging.getLogger(__name__)
 
 Messages = list[dict[str, str]]  # chat messages: [{"role": ..., "content": ...}]
 
@@ -69,12 +74,19 @@ def generate_in_batches(llm, prompts: Sequence[Messages], params: "SamplingParam
         if llm.cache is not None and (hit := llm.cache.get(key)) is not None:
             done[index] = [Completion(**{**c, "cached": True}) for c in hit]
     missing = [i for i in range(len(chunks)) if i not in done]
+    if missing:
+        log.info("generating %d of %d batches (%d prompts in all; the rest cached), at most %d new tokens each",
+                 len(missing), len(chunks), len(prompts), params.max_tokens)
+    # a long call (164 answers take minutes on a CPU) shows how far it is
+    progress = tqdm(total=len(missing), desc="generate", unit="batch", mininterval=10, disable=len(missing) < 2)
 
     def finished(position: int, completions: list[Completion]) -> None:
         index = missing[position]
         done[index] = store_batch(llm.cache, llm.usage, keys[index], completions)
+        progress.update(1)
 
-    llm.compute_batches([chunks[i] for i in missing], params, finished)
+    with progress:
+        llm.compute_batches([chunks[i] for i in missing], params, finished)
     return [c for index in range(len(chunks)) for c in done[index]]
 
 
