@@ -42,7 +42,7 @@ def test_usage_counts_computed_tokens_only(smollm2, tmp_path, caplog):
 
     llm = load_llm(LLMConfig(model="smollm2", batch_size=2), ResponseCache(tmp_path / "c.sqlite"))
     prompts = [[{"role": "user", "content": "Say hi."}]] * 2
-    with caplog.at_level("INFO", logger="scoder.models.llm.base"):
+    with caplog.at_level("DEBUG", logger="scoder.models.llm.base"):
         first = llm.generate(prompts, SamplingParams(max_tokens=4))
         used = dict(llm.usage)
         again = llm.generate(prompts, SamplingParams(max_tokens=4))

@@ -74,11 +74,14 @@ def generate_in_batches(llm, prompts: Sequence[Messages], params: "SamplingParam
         if llm.cache is not None and (hit := llm.cache.get(key)) is not None:
             done[index] = [Completion(**{**c, "cached": True}) for c in hit]
     missing = [i for i in range(len(chunks)) if i not in done]
+    # a long call (164 answers take minutes on a CPU) shows how far it is; callers that cut their
+    # work into chunks (distill, scoring) show their own bar, so this one is debug-level and
+    # transient rather than a line per chunk
     if missing:
-        log.info("generating %d of %d batches (%d prompts in all; the rest cached), at most %d new tokens each",
-                 len(missing), len(chunks), len(prompts), params.max_tokens)
-    # a long call (164 answers take minutes on a CPU) shows how far it is
-    progress = tqdm(total=len(missing), desc="generate", unit="batch", mininterval=10, disable=len(missing) < 2)
+        log.debug("generating %d of %d batches (%d prompts in all; the rest cached), at most %d new tokens each",
+                  len(missing), len(chunks), len(prompts), params.max_tokens)
+    progress = tqdm(total=len(missing), desc="generate", unit="batch", mininterval=10, leave=False,
+                    disable=len(missing) < 2)
 
     def finished(position: int, completions: list[Completion]) -> None:
         index = missing[position]
